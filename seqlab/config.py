@@ -1,0 +1,205 @@
+"""The config schema (dataclasses in Hydra's ConfigStore) and the checks Hydra cannot express.
+
+Typed sections (cell, model, norm, tracking, paths) reject a wrong type at composition; `validate`
+rejects bad values, impossible combinations and typo'd keys of `_target_` sections (task, loss,
+optimizer, scheduler, trainer, callbacks) before any data is built or any MLflow run is created.
+"""
+
+import difflib
+import inspect
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+
+from seqlab.errors import ConfigError
+from seqlab.models.losses import LOSSES, criterion_options, losses_for
+from seqlab.models.network import ACTIVATIONS, CELLS, FRONTENDS, NONLINEARITIES, NORMS, POOLS, READOUTS
+
+
+@dataclass
+class CellConfig:
+    name: str = "lstm"  # rnn | lstm | gru: torch.nn.RNN / LSTM / GRU
+    nonlinearity: str = "tanh"  # rnn only: tanh | relu
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = "seqlab.models.network.build_network"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked recurrent layers and before the head
+    activation: str = "relu"  # the head's hidden activation (and the conv front-end's)
+    readout: str = "last"  # how a sequence becomes one vector: last | mean | max | attention
+    attention_heads: int = 1  # heads of the attention readout
+    head_hidden: int | None = None  # width of the head's hidden layer; None: hidden_size
+    frontend: str = "none"  # none | conv1d
+    conv_channels: int = 32
+    conv_kernel: int = 3
+    pool: str = "none"  # conv1d downsampling: none | max | avg
+    pool_size: int = 2
+    embedding_dim: int = 16  # tasks with discrete symbols feed them through nn.Embedding
+
+
+@dataclass
+class NormConfig:
+    name: str = "none"  # none | batch | layer | group, applied to the recurrent outputs
+    num_groups: int = 1  # group only: must divide the recurrent output width
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/outputs/mlflow.db
+    experiment: str = "seqlab"
+
+
+@dataclass
+class PathsConfig:
+    output_dir: str = "${hydra:runtime.output_dir}"  # checkpoints and Lightning files of this job
+
+
+@dataclass
+class SeqlabConfig:
+    cell: CellConfig = field(default_factory=CellConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    norm: NormConfig = field(default_factory=NormConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    task: Any = None
+    loss: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    trainer: Any = None
+    callbacks: Any = None
+    seed: int = 0
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="seqlab_schema", node=SeqlabConfig)
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+_INSTANTIATE_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+def _choice(key: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"Invalid {key}={value!r}. Allowed: {', '.join(map(str, allowed))}.")
+
+
+def _at_least(key: str, value: Any, low: int, hint: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"Invalid {key}={value!r}: it must be an integer >= {low}{hint}.")
+
+
+def _unknown_key(path: str, key: str, allowed: set[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    hint = f" Did you mean '{path}.{close[0]}'?" if close else ""
+    return ConfigError(
+        f"Unknown config key '{path}.{key}'.{hint} Keys allowed under '{path}': {', '.join(sorted(allowed))}."
+    )
+
+
+def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
+    """Keys added with `+key=...` on top of a typed section are typos too."""
+    allowed = {f.name for f in fields(schema)}
+    for key in node.keys():
+        if key not in allowed:
+            raise _unknown_key(path, str(key), allowed)
+        sub = next(f for f in fields(schema) if f.name == key)
+        if is_dataclass(sub.type) and isinstance(node[key], DictConfig):
+            _check_schema_keys(node[key], sub.type, f"{path}.{key}" if path else str(key))
+
+
+def target_of(node: DictConfig, path: str) -> Any:
+    try:
+        return get_object(node._target_)
+    except Exception as exc:
+        raise ConfigError(f"Cannot import {path}._target_={node._target_!r}: {exc}.") from exc
+
+
+def _check_target_keys(node: DictConfig, path: str) -> None:
+    """Every key of a `_target_` section must be a parameter of what it instantiates."""
+    target = target_of(node, path)
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = {p for p in params if p not in {"self", "args", "kwargs"}}
+    for key in node.keys():
+        if key not in _INSTANTIATE_KEYS and key not in allowed:
+            raise _unknown_key(path, str(key), allowed)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError (one paragraph naming the bad value and what is allowed) on the first problem."""
+    _check_schema_keys(cfg, SeqlabConfig, "")
+    for section in ("task", "loss", "optimizer", "trainer"):
+        if not isinstance(cfg.get(section), DictConfig) or "_target_" not in cfg[section]:
+            raise ConfigError(f"The config has no '{section}' section with a _target_; choose one with {section}=<option>.")
+    for path in ("task", "optimizer", "trainer"):
+        _check_target_keys(cfg[path], path)
+    if cfg.scheduler is not None:
+        _check_target_keys(cfg.scheduler, "scheduler")
+    for name, callback in (cfg.callbacks or {}).items():
+        _check_target_keys(callback, f"callbacks.{name}")
+
+    cell, model, norm = cfg.cell, cfg.model, cfg.norm
+    _choice("cell.name", cell.name, list(CELLS))
+    _choice("cell.nonlinearity", cell.nonlinearity, NONLINEARITIES)
+    _at_least("model.hidden_size", model.hidden_size, 1, " (e.g. model.hidden_size=64)")
+    _at_least("model.num_layers", model.num_layers, 1)
+    if not 0.0 <= model.dropout < 1.0:
+        raise ConfigError(f"Invalid model.dropout={model.dropout}: it must be a probability in [0, 1).")
+    _choice("model.activation", model.activation, list(ACTIVATIONS))
+    _choice("model.readout", model.readout, READOUTS)
+    _choice("model.frontend", model.frontend, FRONTENDS)
+    _choice("model.pool", model.pool, list(POOLS))
+    for key in ("attention_heads", "conv_channels", "conv_kernel", "pool_size", "embedding_dim"):
+        _at_least(f"model.{key}", model[key], 1)
+    if model.head_hidden is not None:
+        _at_least("model.head_hidden", model.head_hidden, 1)
+    _choice("norm", norm.name, NORMS)
+    _at_least("norm.num_groups", norm.num_groups, 1)
+
+    width = model.hidden_size * (2 if model.bidirectional else 1)
+    directions = "2 directions" if model.bidirectional else "1 direction"
+    if norm.name == "group" and width % norm.num_groups:
+        divisors = [d for d in range(1, width + 1) if width % d == 0]
+        raise ConfigError(
+            f"norm.num_groups={norm.num_groups} does not divide the recurrent output width {width} "
+            f"(model.hidden_size={model.hidden_size} x {directions}); GroupNorm needs a divisor of {width}: "
+            f"{', '.join(map(str, divisors))}."
+        )
+    if model.readout == "attention" and width % model.attention_heads:
+        raise ConfigError(
+            f"model.attention_heads={model.attention_heads} does not divide the recurrent output width {width} "
+            f"(model.hidden_size={model.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
+        )
+
+    task_cls = target_of(cfg.task, "task")
+    loss_name = cfg.loss.get("name")
+    _choice("loss", loss_name, list(LOSSES))
+    if task_cls.kind not in LOSSES[loss_name].kinds:
+        raise ConfigError(
+            f"loss={loss_name} does not fit task={task_cls.name}, a {task_cls.kind} task. "
+            f"Losses for {task_cls.kind} tasks: {', '.join(losses_for(task_cls.kind))} "
+            f"(the task's default is {task_cls.default_loss})."
+        )
+    options = set(cfg.loss.keys()) - _INSTANTIATE_KEYS - {"name"}
+    for key in options:
+        if key not in criterion_options(loss_name):
+            raise _unknown_key("loss", key, criterion_options(loss_name) | {"name"})
+    if task_cls.per_step and model.frontend == "conv1d" and model.pool != "none":
+        raise ConfigError(
+            f"model.pool={model.pool} shortens the sequence, but task={task_cls.name} predicts at every "
+            "time step; use model.pool=none with this task."
+        )
+    _at_least("seed", cfg.seed, 0)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

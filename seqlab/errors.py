@@ -1,0 +1,27 @@
+"""The errors a user can cause and fix; each message is one paragraph that names the bad value.
+
+They derive from Hydra's CompactHydraException so that Hydra prints the message alone, without a
+traceback (HYDRA_FULL_ERROR=1 still shows it), and exits non-zero.
+"""
+
+from hydra.errors import CompactHydraException
+
+
+class SeqlabError(CompactHydraException):
+    """Something the user can fix: a bad config, a bad data file, a diverging run."""
+
+
+class ConfigError(SeqlabError):
+    """The composed configuration is invalid; raised before any data is built or any run is created."""
+
+
+class DataError(SeqlabError):
+    """A data file is missing, corrupt or unusable; raised before any MLflow run is created."""
+
+
+class DivergedError(SeqlabError):
+    """The training loss became NaN or infinite."""
+
+
+class TrackingError(SeqlabError):
+    """The MLflow tracking store cannot be reached or written."""

@@ -1,0 +1,68 @@
+"""Losses: which task kinds each fits, and what the network must emit for it."""
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seqlab.tasks.base import TaskKind
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    criterion: type[nn.Module]
+    kinds: frozenset[TaskKind]
+    output: str  # the network's last activation: identity | log_softmax | sigmoid
+
+
+LOSSES: dict[str, LossSpec] = {
+    "mse": LossSpec(nn.MSELoss, frozenset({TaskKind.REGRESSION}), "identity"),
+    "l1": LossSpec(nn.L1Loss, frozenset({TaskKind.REGRESSION}), "identity"),
+    "huber": LossSpec(nn.HuberLoss, frozenset({TaskKind.REGRESSION}), "identity"),
+    "cross_entropy": LossSpec(nn.CrossEntropyLoss, frozenset({TaskKind.CLASSIFICATION}), "identity"),
+    "nll": LossSpec(nn.NLLLoss, frozenset({TaskKind.CLASSIFICATION}), "log_softmax"),
+    "bce": LossSpec(nn.BCELoss, frozenset({TaskKind.MULTILABEL}), "sigmoid"),
+    "bce_with_logits": LossSpec(nn.BCEWithLogitsLoss, frozenset({TaskKind.MULTILABEL}), "identity"),
+    "hinge_embedding": LossSpec(nn.HingeEmbeddingLoss, frozenset({TaskKind.SIMILARITY}), "identity"),
+}
+
+
+def losses_for(kind: TaskKind) -> list[str]:
+    return [name for name, spec in LOSSES.items() if kind in spec.kinds]
+
+
+def criterion_options(name: str) -> set[str]:
+    """Keyword options the loss takes in its config (e.g. huber's delta), besides `name`."""
+    params = inspect.signature(LOSSES[name].criterion).parameters
+    return {p for p in params if p not in {"size_average", "reduce", "reduction"}}
+
+
+class Loss(nn.Module):
+    """A torch.nn loss chosen by name, applied to the steps a mask keeps.
+
+    `align` flattens per-step outputs and drops padded steps, so losses and metrics see the same
+    elements: classification as (N, C) scores and (N,) labels, other kinds as (N, ...) pairs.
+    """
+
+    def __init__(self, name: str, **options: float) -> None:
+        super().__init__()
+        self.name = name
+        self.spec = LOSSES[name]
+        self.criterion = self.spec.criterion(**options)
+
+    @property
+    def output(self) -> str:
+        return self.spec.output
+
+    def align(
+        self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if mask is not None:  # (B, T) bool: keep real steps only
+            out, y = out[mask], y[mask]
+        if TaskKind.CLASSIFICATION in self.spec.kinds and out.dim() > 2:
+            out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        return out, y
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.criterion(out, y)

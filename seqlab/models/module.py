@@ -1,0 +1,56 @@
+"""The one LightningModule: any SequenceNet, any loss, any optimizer and schedule from the config."""
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torchmetrics import MetricCollection
+
+from seqlab import names
+from seqlab.models.losses import Loss
+
+
+class SequenceModule(L.LightningModule):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        loss: Loss,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        metrics: MetricCollection,
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net, self.loss = net, loss
+        self.make_optimizer, self.make_scheduler = optimizer, scheduler
+        self.val_metrics = metrics.clone(prefix=f"{names.VAL}/")
+        self.test_metrics = metrics.clone(prefix=f"{names.TEST}/")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection | None):
+        out, y = self.loss.align(self.net(batch["x"]), batch["y"], batch.get("mask"))
+        loss = self.loss(out, y)
+        n = batch["y"].shape[0]
+        self.log(names.metric_key(stage, "loss"), loss, on_step=False, on_epoch=True, batch_size=n)
+        if metrics is not None:
+            metrics.update(out.detach(), y)
+            self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, names.TRAIN, None)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, names.VAL, self.val_metrics)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, names.TEST, self.test_metrics)
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self.parameters())
+        if self.make_scheduler is None:
+            return optimizer
+        scheduler = self.make_scheduler(optimizer)
+        # ReduceLROnPlateau needs a metric to watch; the others ignore `monitor`.
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": names.VAL_LOSS}}

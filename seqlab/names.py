@@ -1,0 +1,24 @@
+"""Metric and param names, defined once and used by training, tracking, reports and tests."""
+
+TRAIN, VAL, TEST = "train", "val", "test"
+
+
+def metric_key(stage: str, name: str) -> str:
+    """The MLflow/Lightning key of metric `name` in `stage`, e.g. ("val", "loss") -> "val/loss"."""
+    return f"{stage}/{name}"
+
+
+TRAIN_LOSS = metric_key(TRAIN, "loss")
+VAL_LOSS = metric_key(VAL, "loss")
+TEST_LOSS = metric_key(TEST, "loss")
+
+# Params seqlab adds beside the flattened config.
+N_PARAMS = "model.n_params"
+N_TRAIN, N_VAL, N_TEST = "data.n_train", "data.n_val", "data.n_test"
+
+# Tags.
+GIT_COMMIT = "git.commit"
+GIT_DIRTY = "git.dirty"
+SEQLAB_VERSION = "seqlab.version"
+ERROR_TAG = "seqlab.error"
+SIGNAL_TAG = "seqlab.signal"

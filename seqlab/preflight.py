@@ -1,0 +1,104 @@
+"""Compose and validate every job of a command line before Hydra starts any of them.
+
+Hydra reports a bad override only when it composes a job, and a job's own values only when it runs;
+in a sweep that can be an hour in. Here each job of the sweep is composed with Hydra's compose API
+and passed through `validate` first, and Hydra's terse composition errors become one paragraph that
+names the bad value and lists what is allowed.
+"""
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seqlab.config import _unknown_key, validate
+from seqlab.errors import ConfigError
+
+CONFIG_MODULE, CONFIG_NAME = "seqlab.conf", "config"
+_FLAGS_WITH_JOBS = {"-m", "--multirun"}
+
+
+def _one_paragraph(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _explain_missing_option(exc: MissingConfigException, overrides: list[str]) -> ConfigError:
+    missing = exc.missing_cfg_file or ""
+    group, _, option = missing.rpartition("/")
+    options = exc.options or GlobalHydra.instance().config_loader().get_group_options(group)
+    if group and options:
+        return ConfigError(f"Unknown option {group}={option}. Allowed for '{group}': {', '.join(sorted(options))}.")
+    return ConfigError(_one_paragraph(exc))
+
+
+def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None:
+    """Find the first key override that names no key of the config its group choices compose."""
+    parsed = OverridesParser.create().parse_overrides(job)
+    group_choices = [o.input_line for o in parsed if o.key_or_group in groups]
+    base = compose(CONFIG_NAME, overrides=group_choices)
+    for override in parsed:
+        key = override.key_or_group
+        if key in groups or override.is_add() or override.is_force_add() or override.is_delete():
+            continue
+        if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(base, parent) if parent else base
+            if isinstance(node, DictConfig):
+                return _unknown_key(parent or "<root>", leaf, {str(k) for k in node.keys()})
+            return ConfigError(f"Unknown config key '{key}': '{parent}' is not a config section.")
+    return None
+
+
+_MISSING = object()
+
+
+def _compose_job(job: list[str], groups: set[str]) -> DictConfig:
+    try:
+        return compose(CONFIG_NAME, overrides=job)
+    except MissingConfigException as exc:
+        raise _explain_missing_option(exc, job) from exc
+    except (HydraException, OmegaConfBaseException) as exc:
+        explained = _explain_unknown_key(job, groups)
+        if explained is not None:
+            raise explained from exc
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"Invalid override in [{' '.join(job)}]: {_one_paragraph(cause)}") from exc
+
+
+def jobs_of(argv: list[str]) -> list[list[str]] | None:
+    """The override lists of every job the command line would run; None to leave it all to Hydra."""
+    if any(a.startswith("-") and a not in _FLAGS_WITH_JOBS for a in argv):
+        return None  # --help, --cfg, --info, -c ...: Hydra's business, no job runs
+    multirun = any(a in _FLAGS_WITH_JOBS for a in argv)
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    except HydraException:
+        return None  # a syntax error: Hydra explains it
+    ours = [o for o in parsed if not o.key_or_group.startswith("hydra")]
+    if not multirun:
+        if any(o.is_sweep_override() for o in ours):
+            return None  # Hydra says to add --multirun
+        return [[o.input_line for o in ours]]
+    return [job for batch in BasicSweeper.split_arguments(ours, None) for job in batch]
+
+
+def preflight(argv: list[str]) -> None:
+    """Raise ConfigError for the first job of the command line whose config is invalid."""
+    jobs = jobs_of(argv)
+    if not jobs:
+        return
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        groups = set(GlobalHydra.instance().config_loader().list_groups(""))
+        for job in jobs:
+            cfg = _compose_job(job, groups)
+            try:
+                validate(cfg)
+            except ConfigError as err:
+                if len(jobs) > 1:
+                    raise ConfigError(f"{err} (sweep job: {' '.join(job) or 'defaults'})") from err
+                raise
+    GlobalHydra.instance().clear()

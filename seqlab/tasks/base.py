@@ -1,0 +1,104 @@
+"""The one small interface every task implements: build tensors once, declare what they are."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+import lightning as L
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
+
+from seqlab import names
+from seqlab.tasks.batching import TensorSplit, batch_loader
+
+
+class TaskKind(StrEnum):
+    REGRESSION = "regression"
+    CLASSIFICATION = "classification"
+    MULTILABEL = "multi-label"
+    SIMILARITY = "similarity"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the network must know about a task's tensors to size its input and output layers."""
+
+    kind: TaskKind
+    input_size: int  # features per time step (ignored when vocab_size is set)
+    output_size: int  # values predicted per example, or per step when per_step
+    vocab_size: int | None = None  # discrete input symbols: fed through nn.Embedding
+    per_step: bool = False  # one prediction per time step (B, T, out) instead of per sequence (B, out)
+
+
+class Task(L.LightningDataModule):
+    """A LightningDataModule whose splits are tensors built once, batched by index arithmetic.
+
+    A new task is one subclass (set the class attributes, implement `build`) and one `conf/task/*.yaml`.
+    Batches are dicts: "x" the input, "y" the target, and optionally "mask" (B, T) for padded steps.
+    """
+
+    name: ClassVar[str]  # the config option, task=<name>; used in run names
+    kind: ClassVar[TaskKind]
+    default_loss: ClassVar[str]  # conf/loss option set by the task's config
+    per_step: ClassVar[bool] = False  # predictions at every time step (no readout, no pooling)
+
+    def __init__(self, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.splits: dict[str, TensorSplit] | None = None
+
+    def build(self) -> dict[str, TensorSplit]:
+        """Generate or load the data: return the "train", "val" and "test" splits."""
+        raise NotImplementedError
+
+    def spec(self) -> TaskSpec:
+        """Describe the built tensors to the network."""
+        raise NotImplementedError
+
+    def metrics(self) -> MetricCollection:
+        """The task's metrics (torchmetrics), keyed by their short names ("mse", "accuracy", ...)."""
+        return default_metrics(self.kind, self.spec())
+
+    def prepare(self) -> None:
+        """Build the splits once; called before any MLflow run exists, so bad data never starts a run."""
+        if self.splits is None:
+            self.splits = self.build()
+
+    def split_sizes(self) -> dict[str, int]:
+        self.prepare()
+        return {
+            names.N_TRAIN: len(self.splits["train"]),
+            names.N_VAL: len(self.splits["val"]),
+            names.N_TEST: len(self.splits["test"]),
+        }
+
+    def setup(self, stage: str) -> None:
+        self.prepare()
+
+    def _loader(self, split: str, shuffle: bool):
+        return batch_loader(self.splits[split], self.batch_size, shuffle=shuffle, seed=self.seed)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)
+
+
+def default_metrics(kind: TaskKind, spec: TaskSpec) -> MetricCollection:
+    """Regression: MSE and MAE; classification: accuracy. Other kinds define their own."""
+    if kind is TaskKind.REGRESSION:
+        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
+    if kind is TaskKind.CLASSIFICATION:
+        return MetricCollection({"accuracy": MulticlassAccuracy(spec.output_size, average="micro")})
+    return MetricCollection({})
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)

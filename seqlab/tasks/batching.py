@@ -1,0 +1,57 @@
+"""Batches by index arithmetic: one tensor gather per batch, no per-sample Python on the hot path."""
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+class TensorSplit:
+    """One split of a task as tensors with a shared first (example) dimension.
+
+    Indexed with a whole tensor of example indices, it returns the batch in one gather per tensor.
+    """
+
+    def __init__(self, **tensors: torch.Tensor) -> None:
+        sizes = {name: t.shape[0] for name, t in tensors.items()}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(f"tensors of one split must share their first dimension, got {sizes}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+    def __getitem__(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: t[index] for name, t in self.tensors.items()}
+
+
+class EpochBatchSampler(Sampler[torch.Tensor]):
+    """Yields whole batches of indices; the shuffle order is a function of (seed, epoch) only.
+
+    Lightning calls `set_epoch` at every epoch start (also after a resume), so a resumed epoch replays
+    exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int) -> None:
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=gen)
+        else:
+            order = torch.arange(self.n)
+        yield from order.split(self.batch_size)
+
+
+def batch_loader(split: TensorSplit, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    """A DataLoader whose sampler hands whole index batches to the split (batch_size=None: no collation)."""
+    sampler = EpochBatchSampler(len(split), batch_size, shuffle, seed)
+    return DataLoader(split, batch_size=None, sampler=sampler, num_workers=0)

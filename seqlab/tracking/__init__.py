@@ -1,0 +1,1 @@
+"""Tracking: every run in MLflow, from creation to a final status."""

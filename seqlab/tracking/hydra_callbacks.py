@@ -1,0 +1,47 @@
+"""Hydra callbacks: say where the runs went once a run or a sweep ends."""
+
+import time
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from seqlab import names
+from seqlab.tracking.run import open_experiment, resolve_tracking_uri, ui_command
+
+
+class WhereRunsAre(Callback):
+    """Print the runs this command logged, with their status and losses, and how to open them."""
+
+    def __init__(self) -> None:
+        self.started_ms = int(time.time() * 1000)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started_ms = int(time.time() * 1000)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started_ms = int(time.time() * 1000)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._report(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._report(config)
+
+    def _report(self, config: DictConfig) -> None:
+        uri = resolve_tracking_uri(config.tracking.uri)
+        try:
+            client, experiment_id = open_experiment(uri, config.tracking.experiment)
+            runs = client.search_runs(
+                [experiment_id], filter_string=f"attributes.start_time >= {self.started_ms}", order_by=["start_time ASC"]
+            )
+        except Exception as exc:  # reporting must never turn a finished job into a failure
+            print(f"seqlab: could not list the runs in {uri}: {exc}")
+            return
+        lines = [f"\nseqlab: {len(runs)} run(s) in MLflow experiment '{config.tracking.experiment}':"]
+        for run in runs:
+            m = run.data.metrics
+            losses = "  ".join(f"{k}={m[k]:.4g}" for k in (names.VAL_LOSS, names.TEST_LOSS) if k in m)
+            lines.append(f"  {run.info.run_name:<24} {run.info.status:<9} {losses}  (run id {run.info.run_id})")
+        lines.append(f"Open them side by side with:\n  {ui_command(uri)}")
+        print("\n".join(lines))
