@@ -12,11 +12,9 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from seqlab.errors import ConfigError
-from seqlab.models.losses import LOSSES, criterion_options, losses_for
-from seqlab.models.network import ACTIVATIONS, CELLS, FRONTENDS, NONLINEARITIES, NORMS, POOLS, READOUTS
 
 
 @dataclass
@@ -136,6 +134,10 @@ def _check_target_keys(node: DictConfig, path: str) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one paragraph naming the bad value and what is allowed) on the first problem."""
+    # torch-heavy imports here, not at module level: `seqlab --help` must not pay for them
+    from seqlab.models.losses import LOSSES, criterion_options, losses_for
+    from seqlab.models.network import ACTIVATIONS, CELLS, FRONTENDS, NONLINEARITIES, NORMS, POOLS, READOUTS
+
     _check_schema_keys(cfg, SeqlabConfig, "")
     for section in ("task", "loss", "optimizer", "trainer"):
         if not isinstance(cfg.get(section), DictConfig) or "_target_" not in cfg[section]:
@@ -199,7 +201,3 @@ def validate(cfg: DictConfig) -> None:
             "time step; use model.pool=none with this task."
         )
     _at_least("seed", cfg.seed, 0)
-
-
-def to_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,34 +1,46 @@
-"""The `seqlab` command: compose -> validate -> instantiate -> fit -> test, the run tracked in MLflow."""
+"""The `seqlab` command: compose -> validate -> instantiate -> fit -> test, the run tracked in MLflow.
+
+Only Hydra and the config schema are imported at module level, so `seqlab --help` and
+`seqlab --cfg job` answer without loading torch, Lightning or MLflow.
+"""
 
 import logging
 import os
 import sys
+import warnings
 
 import hydra
-import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seqlab import names
 from seqlab.config import register_configs, validate
 from seqlab.errors import SeqlabError
-from seqlab.models.module import SequenceModule
-from seqlab.models.network import count_parameters
 from seqlab.preflight import preflight
-from seqlab.tasks.base import Task
-from seqlab.tracking.run import tracked_run
 
 log = logging.getLogger(__name__)
 register_configs()
 
 
-def run_name(cfg: DictConfig, task: Task) -> str:
-    return f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
+def _quiet_lightning() -> None:
+    """Keep Lightning's banners and advice out of sweep logs; its warnings about our choices stay."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def train(cfg: DictConfig) -> float:
     """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes)."""
+    import lightning as L
+
+    from seqlab import names
+    from seqlab.models.module import SequenceModule
+    from seqlab.models.network import count_parameters
+    from seqlab.tasks.base import Task
+    from seqlab.tracking.run import tracked_run
+
     validate(cfg)
+    _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task: Task = instantiate(cfg.task)
@@ -51,16 +63,18 @@ def train(cfg: DictConfig) -> float:
         metrics=task.metrics(),
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
+    name = f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
     extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
-    log.info("%s: %s parameters, splits %s", run_name(cfg, task), extra_params[names.N_PARAMS], task.split_sizes())
+    log.info("%s: %d parameters, splits %s", name, extra_params[names.N_PARAMS], task.split_sizes())
 
-    with tracked_run(cfg, run_name(cfg, task), extra_params) as run:
+    with tracked_run(cfg, name, extra_params) as run:
         trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks)
         trainer.fit(module, datamodule=task)
-        has_best = trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path
+        checkpoint = trainer.checkpoint_callback
+        has_best = checkpoint is not None and bool(checkpoint.best_model_path)
         trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False)
-        best = trainer.checkpoint_callback.best_model_score if has_best else None
-        return float(best) if best is not None else float(trainer.callback_metrics[names.VAL_LOSS])
+        best = checkpoint.best_model_score if has_best else trainer.callback_metrics.get(names.VAL_LOSS)
+        return float(best) if best is not None else float("nan")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")

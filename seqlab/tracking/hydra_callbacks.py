@@ -7,7 +7,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from seqlab import names
-from seqlab.tracking.run import open_experiment, resolve_tracking_uri, ui_command
 
 
 class WhereRunsAre(Callback):
@@ -29,6 +28,8 @@ class WhereRunsAre(Callback):
         self._report(config)
 
     def _report(self, config: DictConfig) -> None:
+        from seqlab.tracking.run import open_experiment, resolve_tracking_uri, ui_command  # MLflow: heavy
+
         uri = resolve_tracking_uri(config.tracking.uri)
         try:
             client, experiment_id = open_experiment(uri, config.tracking.experiment)

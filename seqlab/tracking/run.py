@@ -119,17 +119,20 @@ class TrackedRun:
 def run_params(cfg: DictConfig, extra: dict[str, Any]) -> dict[str, str]:
     """The resolved config flattened with dotted keys, credentials redacted, plus seqlab's own params."""
     plain = redact_config(OmegaConf.to_container(cfg, resolve=True))
+    plain["tracking"]["uri"] = redact(resolve_tracking_uri(cfg.tracking.uri))  # the store actually used
     return flatten(plain) | {k: str(v) for k, v in extra.items()}
 
 
 def run_tags() -> dict[str, str]:
     commit, dirty = git_state()
-    return {
+    tags = {
         names.GIT_COMMIT: commit,
         names.GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
         names.SEQLAB_VERSION: seqlab.__version__,
-        "mlflow.source.git.commit": commit,
     }
+    if dirty is not None:
+        tags["mlflow.source.git.commit"] = commit  # shown by the MLflow UI
+    return tags
 
 
 @contextmanager

@@ -1,0 +1,109 @@
+"""Every config option composes and validates; every bad input is refused with a clear paragraph."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqlab.config import validate
+from seqlab.errors import ConfigError
+from seqlab.preflight import jobs_of, preflight
+
+from conftest import REPO, compose_config, seqlab_env
+
+CONF = REPO / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"cell={o}" for o in options("cell")]
+    + [f"norm={o}" for o in options("norm")]
+    + [f"optimizer={o}" for o in options("optimizer")]
+    + [f"scheduler={o}" for o in options("scheduler")]
+    + ["model.readout=attention", "model.frontend=conv1d", "model.bidirectional=true", "cell.nonlinearity=relu"],
+)
+def test_each_option_composes_and_validates(override):
+    cfg = compose_config([override])
+    validate(cfg)
+
+
+def test_task_sets_its_default_loss_and_command_line_wins():
+    assert compose_config(["task=adding"]).loss.name == "mse"
+    assert compose_config(["task=sine", "loss=l1"]).loss.name == "l1"
+
+
+def test_any_trainer_argument_can_be_set_without_plus():
+    cfg = compose_config(["trainer.gradient_clip_val=0.5", "trainer.accumulate_grad_batches=2"])
+    validate(cfg)
+    assert cfg.trainer.gradient_clip_val == 0.5
+
+
+BAD_INPUTS = [
+    # (command line, words the message must contain)
+    (["cell=transformer"], ["cell=transformer", "gru", "lstm", "rnn"]),
+    (["model.hidden_size=0"], ["model.hidden_size=0", ">= 1"]),
+    (["model.dropout=1.5"], ["model.dropout=1.5", "[0, 1)"]),
+    (["norm=group", "norm.num_groups=3"], ["norm.num_groups=3", "64", "1, 2, 4, 8, 16, 32, 64"]),
+    (["norm=group", "norm.num_groups=3", "model.bidirectional=true", "model.hidden_size=16"], ["32", "2 directions"]),
+    (["task=sine", "loss=cross_entropy"], ["loss=cross_entropy", "task=sine", "regression", "mse, l1, huber"]),
+    (["model.hidden_sise=3"], ["model.hidden_sise", "Did you mean 'model.hidden_size'"]),
+    (["+model.extra=1"], ["model.extra", "hidden_size"]),
+    (["trainer.max_epoch=3"], ["trainer.max_epoch", "trainer.max_epochs"]),
+    (["optimizer.lrr=0.1"], ["optimizer.lrr", "optimizer.lr"]),
+    (["task.windo=3"], ["task.windo", "task.window"]),
+    (["loss=huber", "loss.deltaa=2"], ["loss.deltaa", "loss.delta"]),
+    (["model.activation=swish"], ["model.activation='swish'", "gelu", "leaky_relu"]),
+    (["model.readout=first"], ["model.readout='first'", "attention"]),
+    (["cell=rnn", "cell.nonlinearity=sigmoid"], ["cell.nonlinearity='sigmoid'", "tanh, relu"]),
+    (["model.readout=attention", "model.attention_heads=3"], ["model.attention_heads=3", "64"]),
+    (["model.hidden_size=abc"], ["model.hidden_size", "abc"]),
+    (["norm=weight"], ["norm=weight", "batch", "group", "layer", "none"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_refused_before_anything_runs(argv, words):
+    with pytest.raises(ConfigError) as err:
+        preflight(argv)
+    message = str(err.value)
+    assert "\n" not in message, "one paragraph"
+    for word in words:
+        assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_a_sweep_is_checked_job_by_job_before_any_starts():
+    jobs = jobs_of(["-m", "cell=rnn,lstm", "model.hidden_size=8,0"])
+    assert len(jobs) == 4
+    with pytest.raises(ConfigError, match=r"model.hidden_size=0.*sweep job"):
+        preflight(["-m", "cell=rnn,lstm", "model.hidden_size=8,0"])
+
+
+def test_help_and_cfg_are_left_to_hydra():
+    assert jobs_of(["--help"]) is None
+    assert jobs_of(["--cfg", "job"]) is None
+
+
+def test_cli_error_is_one_paragraph_nonzero_exit_no_traceback_no_run(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "seqlab.train", "task=sine", "loss=cross_entropy"],
+        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "loss=cross_entropy does not fit task=sine" in done.stderr
+    assert not (tmp_path / "outputs").exists(), "no MLflow store, no run folder for a refused config"
+
+
+def test_cli_help_and_cfg_job_work(tmp_path: Path):
+    env = seqlab_env(tmp_path)
+    helped = subprocess.run([sys.executable, "-m", "seqlab.train", "--help"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "cell: gru, lstm, rnn" in helped.stdout
+    shown = subprocess.run([sys.executable, "-m", "seqlab.train", "cell=gru", "--cfg", "job"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "name: gru" in shown.stdout

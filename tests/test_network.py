@@ -1,0 +1,83 @@
+"""The network's building blocks, in plain torch: shapes, readouts, norms, front-end, outputs."""
+
+import itertools
+
+import pytest
+import torch
+
+from seqlab.models.losses import LOSSES, Loss
+from seqlab.models.network import CELLS, READOUTS, SequenceNet, count_parameters
+from seqlab.tasks.base import TaskKind, TaskSpec
+
+SEQ = TaskSpec(kind=TaskKind.REGRESSION, input_size=3, output_size=2)
+STEP = TaskSpec(kind=TaskKind.CLASSIFICATION, input_size=1, output_size=5, vocab_size=7, per_step=True)
+
+
+@pytest.mark.parametrize(
+    "cell,readout,bidirectional,norm",
+    list(itertools.product(CELLS, READOUTS, [False, True], ["none", "batch", "layer", "group"])),
+)
+def test_sequence_to_vector_shapes(cell, readout, bidirectional, norm):
+    net = SequenceNet(SEQ, cell=cell, hidden_size=8, num_layers=2, dropout=0.1, readout=readout,
+                      attention_heads=2, bidirectional=bidirectional, norm=norm, num_groups=2)
+    out = net(torch.randn(4, 11, 3))
+    assert out.shape == (4, 2)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_bidirectional_last_readout_uses_each_direction_where_it_ends():
+    net = SequenceNet(SEQ, cell="gru", hidden_size=4, bidirectional=True).eval()
+    x = torch.randn(2, 9, 3)
+    h = net.encode(x)
+    pooled = net.pool(h)
+    assert torch.equal(pooled[:, :4], h[:, -1, :4])  # forward direction: last step
+    assert torch.equal(pooled[:, 4:], h[:, 0, 4:])  # backward direction: first step
+
+
+@pytest.mark.parametrize("pool", ["none", "max", "avg"])
+def test_conv_frontend_downsamples_time(pool):
+    net = SequenceNet(SEQ, frontend="conv1d", conv_channels=6, conv_kernel=3, pool=pool, pool_size=2, hidden_size=8)
+    x = torch.randn(2, 10, 3)
+    steps = net.frontend(x).shape[1]
+    assert steps == (10 if pool == "none" else 5)
+    assert net(x).shape == (2, 2)
+
+
+def test_symbols_go_through_an_embedding_and_per_step_tasks_predict_every_step():
+    net = SequenceNet(STEP, hidden_size=8, embedding_dim=4)
+    assert isinstance(net.embed, torch.nn.Embedding) and net.embed.num_embeddings == 7
+    out = net(torch.randint(0, 7, (3, 12)))
+    assert out.shape == (3, 12, 5)
+
+
+def test_output_matches_what_the_loss_expects():
+    x = torch.randn(2, 5, 3)
+    spec = TaskSpec(kind=TaskKind.CLASSIFICATION, input_size=3, output_size=4)
+    log_probs = SequenceNet(spec, output=LOSSES["nll"].output)(x)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2))
+    multi = TaskSpec(kind=TaskKind.MULTILABEL, input_size=3, output_size=4)
+    probs = SequenceNet(multi, output=LOSSES["bce"].output)(x)
+    assert ((probs > 0) & (probs < 1)).all()
+    logits = SequenceNet(multi, output=LOSSES["bce_with_logits"].output)(x)
+    assert not torch.allclose(logits, probs)
+
+
+def test_loss_align_flattens_steps_and_drops_padding():
+    loss = Loss("cross_entropy")
+    out, y = torch.randn(2, 4, 5), torch.randint(0, 5, (2, 4))
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    flat_out, flat_y = loss.align(out, y, mask)
+    assert flat_out.shape == (5, 5) and flat_y.shape == (5,)
+    assert torch.equal(flat_y, y[mask])
+
+
+def test_rnn_nonlinearity_reaches_torch():
+    assert SequenceNet(SEQ, cell="rnn", nonlinearity="relu").rnn.nonlinearity == "relu"
+
+
+def test_count_parameters_counts_trainable_only():
+    net = SequenceNet(SEQ, hidden_size=8)
+    total = count_parameters(net)
+    net.head[-1].weight.requires_grad_(False)
+    assert count_parameters(net) == total - net.head[-1].weight.numel()

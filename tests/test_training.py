@@ -1,0 +1,118 @@
+"""Real Lightning training of each cell for a few batches, checked by what lands in a real MLflow store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from seqlab import names
+from seqlab.errors import DivergedError
+from seqlab.train import train
+
+from conftest import runs_of, seqlab_env
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_each_cell_trains_and_lands_in_mlflow(cell, make_cfg, client):
+    cfg = make_cfg(f"cell={cell}", "task=adding")
+    best = train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == f"{cell}-adding-s0"
+    params, tags, metrics = run.data.params, run.data.tags, run.data.metrics
+    assert params["cell.name"] == cell
+    assert params["model.hidden_size"] == "64"
+    assert params["optimizer.lr"] == str(cfg.optimizer.lr)
+    assert params["tracking.uri"] == cfg.tracking.uri
+    assert int(params[names.N_PARAMS]) > 0
+    assert params[names.N_TRAIN] == str(cfg.task.n_train)
+    assert tags[names.GIT_COMMIT] and tags[names.GIT_DIRTY] in {"true", "false", "unknown"}
+    assert tags[names.SEQLAB_VERSION]
+    for key in (names.TRAIN_LOSS, names.VAL_LOSS, names.TEST_LOSS, "test/mse", "test/mae", "val/mse"):
+        assert key in metrics, f"{key} not logged: {sorted(metrics)}"
+    assert best == pytest.approx(metrics[names.VAL_LOSS])
+    config_yaml = client.download_artifacts(run.info.run_id, "config.yaml")
+    assert f"name: {cell}" in Path(config_yaml).read_text()
+
+
+def test_parameter_count_differs_by_cell_as_torch_says(make_cfg, client):
+    # LSTM has 4 gates, GRU 3, RNN 1: the recurrent weights scale 4:3:1.
+    counts = {}
+    for cell in ("rnn", "lstm", "gru"):
+        cfg = make_cfg(f"cell={cell}", "model.hidden_size=32", "trainer.limit_train_batches=1")
+        train(cfg)
+        counts[cell] = int(runs_of(client, cfg.tracking.experiment)[0].data.params[names.N_PARAMS])
+    head = counts["rnn"] - (32 + 32 * 32 + 2 * 32) * 1  # the rest of the network is the same for every cell
+    assert counts["lstm"] - head == 4 * (32 + 32 * 32 + 2 * 32)
+    assert counts["gru"] - head == 3 * (32 + 32 * 32 + 2 * 32)
+
+
+def test_same_seed_same_losses_exactly_and_another_seed_differs(make_cfg, client):
+    def val_loss(seed: int) -> float:
+        cfg = make_cfg("cell=gru", f"seed={seed}", "trainer.max_epochs=2", "trainer.limit_train_batches=5")
+        train(cfg)
+        return runs_of(client, cfg.tracking.experiment)[0].data.metrics[names.VAL_LOSS]
+
+    first, again, other = val_loss(0), val_loss(0), val_loss(1)
+    assert first == again
+    assert first != other
+
+
+def test_every_epoch_is_logged(make_cfg, client):
+    cfg = make_cfg("trainer.max_epochs=3")
+    train(cfg)
+    run = runs_of(client, cfg.tracking.experiment)[0]
+    history = client.get_metric_history(run.info.run_id, names.VAL_LOSS)
+    assert len(history) == 3
+
+
+def test_diverging_run_fails_with_a_clear_error_and_a_failed_run(make_cfg, client):
+    cfg = make_cfg("optimizer=sgd", "optimizer.lr=1e30", "trainer.limit_train_batches=5", "task=adding")
+    with pytest.raises(DivergedError, match="diverged.*optimizer.lr"):
+        train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert run.info.status == "FAILED"
+    assert "DivergedError" in run.data.tags[names.ERROR_TAG]
+
+
+def _start_long_run(tmp_path: Path, db: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqlab.train", f"tracking.uri=sqlite:///{db}", "trainer.max_epochs=1000",
+         "task.n_train=20000", "cell=lstm"],
+        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_for_training(client: MlflowClient, timeout: float = 120) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        exp = client.get_experiment_by_name("seqlab") if Path(client.tracking_uri[10:]).exists() else None
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and names.VAL_LOSS in runs[0].data.metrics:
+            return runs[0].info.run_id
+        time.sleep(0.5)
+    raise AssertionError("training never logged an epoch")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_marks_the_run_killed_and_exits_nonzero(tmp_path: Path, signum):
+    db = tmp_path / "mlflow.db"
+    proc = _start_long_run(tmp_path, db)
+    try:
+        client = MlflowClient(f"sqlite:///{db}")
+        run_id = _wait_for_training(client)
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, output
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED", output
+    assert run.data.tags[names.SIGNAL_TAG] == signal.Signals(signum).name
+    assert list((tmp_path / "outputs").rglob("last.ckpt")), "the last completed epoch's checkpoint is kept"
