@@ -1,6 +1,7 @@
 """The one small interface every task implements: build tensors once, declare what they are."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from enum import StrEnum
 from typing import ClassVar
 
@@ -57,6 +58,10 @@ class Task(L.LightningDataModule):
     def spec(self) -> TaskSpec:
         """Describe the built tensors to the network."""
         raise NotImplementedError
+
+    def data_files(self) -> list[Path]:
+        """Files the task read (for their SHA-256 in the run's provenance); none for generated data."""
+        return []
 
     def metrics(self) -> MetricCollection:
         """The task's metrics (torchmetrics), keyed by their short names ("mse", "accuracy", ...)."""
