@@ -73,6 +73,7 @@ class SeqlabConfig:
     trainer: Any = None
     callbacks: Any = None
     seed: int = 0
+    torch_threads: int | None = None  # intra-op threads per job; 1 when parallel jobs share the cores
 
 
 def register_configs() -> None:
@@ -201,3 +202,5 @@ def validate(cfg: DictConfig) -> None:
             "time step; use model.pool=none with this task."
         )
     _at_least("seed", cfg.seed, 0)
+    if cfg.torch_threads is not None:
+        _at_least("torch_threads", cfg.torch_threads, 1)

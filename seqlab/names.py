@@ -8,7 +8,8 @@ def metric_key(stage: str, name: str) -> str:
     return f"{stage}/{name}"
 
 
-TRAIN_LOSS = metric_key(TRAIN, "loss")
+TRAIN_LOSS = metric_key(TRAIN, "loss")  # per epoch
+TRAIN_STEP_LOSS = metric_key(TRAIN, "step_loss")  # every trainer.log_every_n_steps steps
 VAL_LOSS = metric_key(VAL, "loss")
 TEST_LOSS = metric_key(TEST, "loss")
 

@@ -29,20 +29,20 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
-def train(cfg: DictConfig) -> float:
-    """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes)."""
+def build(cfg: DictConfig):
+    """Instantiate the task (its data built and checked) and the LightningModule for a valid config.
+
+    Shared by `train` and the benchmarks, so that both train exactly the same thing.
+    """
     import lightning as L
+    import torch
 
-    from seqlab import names
     from seqlab.models.module import SequenceModule
-    from seqlab.models.network import count_parameters
     from seqlab.tasks.base import Task
-    from seqlab.tracking.run import tracked_run
 
-    validate(cfg)
-    _quiet_lightning()
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-
     task: Task = instantiate(cfg.task)
     task.prepare()  # data is built and checked before any MLflow run exists
     loss = instantiate(cfg.loss)
@@ -62,9 +62,23 @@ def train(cfg: DictConfig) -> float:
         scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
         metrics=task.metrics(),
     )
+    return task, module
+
+
+def train(cfg: DictConfig) -> float:
+    """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes)."""
+    import lightning as L
+
+    from seqlab import names
+    from seqlab.models.network import count_parameters
+    from seqlab.tracking.run import tracked_run
+
+    validate(cfg)
+    _quiet_lightning()
+    task, module = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
     name = f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
-    extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
+    extra_params = {names.N_PARAMS: count_parameters(module.net)} | task.split_sizes()
     log.info("%s: %d parameters, splits %s", name, extra_params[names.N_PARAMS], task.split_sizes())
 
     with tracked_run(cfg, name, extra_params) as run:

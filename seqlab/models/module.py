@@ -39,7 +39,9 @@ class SequenceModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, names.TRAIN, None)
+        loss = self._step(batch, names.TRAIN, None)
+        self.log(names.TRAIN_STEP_LOSS, loss, on_step=True, on_epoch=False, batch_size=batch["y"].shape[0])
+        return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, names.VAL, self.val_metrics)
