@@ -1,0 +1,50 @@
+"""The baseline seqlab's machinery is measured against: a hand-written PyTorch loop, no Lightning, no MLflow.
+
+It trains the very same network, data, batch order, loss and optimizer as the seqlab run of `cfg`
+(both come from `seqlab.train.build`), so the time difference is what Lightning, Hydra and MLflow cost.
+"""
+
+import time
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seqlab.tasks.batching import EpochBatchSampler
+from seqlab.train import build
+
+
+def train_bare(cfg: DictConfig) -> list[float]:
+    """Train for cfg.trainer.max_epochs epochs (each: the training batches, then validation); seconds per epoch."""
+    task, module = build(cfg)
+    net, loss = module.net, module.loss
+    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    train_split, val_split = task.splits["train"], task.splits["val"]
+    train_batches = EpochBatchSampler(len(train_split), task.batch_size, shuffle=True, seed=task.seed)
+    val_batches = EpochBatchSampler(len(val_split), task.batch_size, shuffle=False, seed=task.seed)
+    limit = cfg.trainer.limit_train_batches
+    clip = cfg.trainer.gradient_clip_val
+
+    seconds = []
+    for epoch in range(cfg.trainer.max_epochs):
+        started = time.perf_counter()
+        train_batches.set_epoch(epoch)
+        net.train()
+        for i, index in enumerate(train_batches):
+            if isinstance(limit, int) and i >= limit:
+                break
+            batch = train_split[index]
+            out, y = loss.align(net(batch["x"]), batch["y"], batch.get("mask"))
+            value = loss(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+            optimizer.step()
+        net.eval()
+        with torch.inference_mode():
+            for index in val_batches:
+                batch = val_split[index]
+                loss(*loss.align(net(batch["x"]), batch["y"], batch.get("mask")))
+        seconds.append(time.perf_counter() - started)
+    return seconds

@@ -1,0 +1,30 @@
+"""`seqlab-bench <name> [--quick]`: run one benchmark (or all) and print its ratio."""
+
+import argparse
+import importlib
+import logging
+import warnings
+
+BENCHMARKS = {
+    "overhead": "seqlab.bench.overhead",
+    "logging": "seqlab.bench.tracking_cost",
+    "data": "seqlab.bench.data_pipeline",
+    "sweep": "seqlab.bench.sweep",
+    "startup": "seqlab.bench.startup",
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seqlab-bench", description=__doc__)
+    parser.add_argument("name", choices=[*BENCHMARKS, "all"])
+    parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the benchmark works")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    for name in names:
+        importlib.import_module(BENCHMARKS[name]).run(args.quick)
+
+
+if __name__ == "__main__":
+    main()

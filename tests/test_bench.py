@@ -1,0 +1,21 @@
+"""Each benchmark runs in its tiny mode, so the script cannot rot (its numbers are not asserted)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import seqlab_env
+
+
+@pytest.mark.parametrize("name", ["overhead", "logging", "startup", "sweep"])
+def test_benchmark_runs_and_prints_its_ratio(name, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "seqlab.bench.cli", name, "--quick"],
+        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(rf"{name} ratio: \d+\.\d+", last), done.stdout
+    assert float(last.split(": ")[1]) > 0
