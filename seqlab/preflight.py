@@ -19,6 +19,7 @@ from seqlab.errors import ConfigError
 
 CONFIG_MODULE, CONFIG_NAME = "seqlab.conf", "config"
 _FLAGS_WITH_JOBS = {"-m", "--multirun"}
+_MISSING = object()
 
 
 def _one_paragraph(text: str) -> str:
@@ -50,9 +51,6 @@ def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None
                 return _unknown_key(parent or "<root>", leaf, {str(k) for k in node.keys()})
             return ConfigError(f"Unknown config key '{key}': '{parent}' is not a config section.")
     return None
-
-
-_MISSING = object()
 
 
 def _compose_job(job: list[str], groups: set[str]) -> DictConfig:

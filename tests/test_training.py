@@ -89,13 +89,15 @@ def _start_long_run(tmp_path: Path, db: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_training(client: MlflowClient, timeout: float = 120) -> str:
+def _wait_for_training(db: Path, timeout: float = 180) -> tuple[MlflowClient, str]:
+    """Wait until the subprocess's run has logged a whole epoch; its client and run id."""
     deadline = time.time() + timeout
+    client = MlflowClient(f"sqlite:///{db}")
     while time.time() < deadline:
-        exp = client.get_experiment_by_name("seqlab") if Path(client.tracking_uri[10:]).exists() else None
+        exp = client.get_experiment_by_name("seqlab") if db.exists() else None
         runs = client.search_runs([exp.experiment_id]) if exp else []
         if runs and names.VAL_LOSS in runs[0].data.metrics:
-            return runs[0].info.run_id
+            return client, runs[0].info.run_id
         time.sleep(0.5)
     raise AssertionError("training never logged an epoch")
 
@@ -105,8 +107,7 @@ def test_signal_marks_the_run_killed_and_exits_nonzero(tmp_path: Path, signum):
     db = tmp_path / "mlflow.db"
     proc = _start_long_run(tmp_path, db)
     try:
-        client = MlflowClient(f"sqlite:///{db}")
-        run_id = _wait_for_training(client)
+        client, run_id = _wait_for_training(db)
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=120)
     finally:
