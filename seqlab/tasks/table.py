@@ -63,7 +63,7 @@ class Table:
                     break
         i, j = int(at[0]), int(at[1])
         return DataError(
-            f"Non-numeric value {picked[i, j]!r} in {self.path} at row {i + 2} (counting the header as row 1), "
+            f"Non-numeric value {str(picked[i, j])!r} in {self.path} at row {i + 2} (counting the header as row 1), "
             f"column {names[j]!r}. Every value of the columns used must be a finite number; fix the file or "
             "leave that column out."
         )
