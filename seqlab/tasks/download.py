@@ -98,8 +98,12 @@ def fetch(name: str) -> Path:
 def _download(remote: RemoteFile, out) -> None:
     try:
         with urllib.request.urlopen(remote.url, timeout=TIMEOUT_S) as response:
+            promised, received = response.headers.get("Content-Length"), 0
             while chunk := response.read(1 << 20):
                 out.write(chunk)
+                received += len(chunk)
+            if promised is not None and received != int(promised):
+                raise OSError(f"the transfer was cut after {received} of {promised} bytes")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:  # incl. a cut transfer
         reason = getattr(exc, "reason", None) or exc
         raise DataError(
