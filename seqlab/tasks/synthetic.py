@@ -120,8 +120,8 @@ class CopyTask(Task):
 
     def __init__(
         self,
-        delay: int = 20,
-        n_symbols: int = 5,
+        delay: int = 10,
+        n_symbols: int = 3,
         alphabet: int = 8,
         n_train: int = 8000,
         n_val: int = 1000,
