@@ -184,6 +184,8 @@ def validate(cfg: DictConfig) -> None:
         )
 
     task_cls = target_of(cfg.task, "task")
+    if hasattr(task_cls, "check"):
+        task_cls.check(cfg.task)
     loss_name = cfg.loss.get("name")
     _choice("loss", loss_name, list(LOSSES))
     if task_cls.kind not in LOSSES[loss_name].kinds:
@@ -200,6 +202,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.pool={model.pool} shortens the sequence, but task={task_cls.name} predicts at every "
             "time step; use model.pool=none with this task."
+        )
+    if getattr(task_cls, "causal", False) and (model.bidirectional or model.frontend == "conv1d"):
+        culprit = "model.bidirectional=true" if model.bidirectional else "model.frontend=conv1d"
+        raise ConfigError(
+            f"{culprit} lets the prediction at a step see later steps, but task={task_cls.name} predicts the "
+            "next step from the past only; use model.bidirectional=false and model.frontend=none."
         )
     _at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:

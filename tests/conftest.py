@@ -76,3 +76,43 @@ def seqlab_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["HYDRA_FULL_ERROR"] = "0"
     return env
+
+
+# --- the data cache: seeded from ../shared/datasets, never downloaded ------------------------------
+
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+NO_DOWNLOAD_MIRROR = "http://127.0.0.1:9"  # the discard port: a download attempt fails at once
+
+
+@pytest.fixture(scope="session")
+def _seeded_cache(tmp_path_factory) -> Path:
+    """A data cache holding symlinks to the shared copies (seqlab still verifies each checksum)."""
+    from seqlab.tasks.download import FILES
+
+    cache = tmp_path_factory.mktemp("data-cache")
+    for name in FILES:
+        if (SHARED_DATASETS / name).is_file():
+            (cache / name).symlink_to(SHARED_DATASETS / name)
+    return cache
+
+
+@pytest.fixture
+def data_cache(_seeded_cache: Path, monkeypatch) -> Callable[..., Path]:
+    """Point SEQLAB_DATA_DIR at the seeded cache; `data_cache("ETTh1.csv", ...)` requires those files.
+
+    A missing file skips the test on a developer machine and fails it under CI=true (CI must not pass
+    by skipping the real-data tests).
+    """
+    monkeypatch.setenv("SEQLAB_DATA_DIR", str(_seeded_cache))
+    monkeypatch.setenv("SEQLAB_DATA_MIRROR", NO_DOWNLOAD_MIRROR)
+
+    def require(*file_names: str) -> Path:
+        missing = [n for n in file_names if not (_seeded_cache / n).exists()]
+        if missing:
+            message = f"dataset file(s) {', '.join(missing)} not in {SHARED_DATASETS}"
+            if os.environ.get("CI", "").lower() in {"true", "1"}:
+                pytest.fail(message)
+            pytest.skip(message)
+        return _seeded_cache
+
+    return require

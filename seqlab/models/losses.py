@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torchmetrics import Metric
 
 from seqlab.tasks.base import TaskKind
 
@@ -66,3 +68,30 @@ class Loss(nn.Module):
 
     def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.criterion(out, y)
+
+
+class BernoulliNLL(Metric):
+    """Negative log-likelihood per time step of multi-label (piano-roll) outputs, as music papers report it.
+
+    The sum of the per-label Bernoulli NLLs of a step, averaged over every step seen (not over labels, not
+    per sequence). `from_logits` follows the loss: bce_with_logits trains on logits, bce on probabilities.
+    """
+
+    full_state_update = False
+
+    def __init__(self, from_logits: bool = True) -> None:
+        super().__init__()
+        self.from_logits = from_logits
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("steps", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, out: torch.Tensor, y: torch.Tensor) -> None:  # (N steps, labels)
+        if self.from_logits:
+            nll = F.binary_cross_entropy_with_logits(out, y, reduction="sum")
+        else:
+            nll = F.binary_cross_entropy(out.clamp(1e-7, 1 - 1e-7), y, reduction="sum")
+        self.total += nll.double()
+        self.steps += out.shape[0]
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.steps

@@ -7,7 +7,7 @@ import torch
 from torchmetrics import MetricCollection
 
 from seqlab import names
-from seqlab.models.losses import Loss
+from seqlab.models.losses import BernoulliNLL, Loss
 
 
 class SequenceModule(L.LightningModule):
@@ -22,14 +22,23 @@ class SequenceModule(L.LightningModule):
         super().__init__()
         self.net, self.loss = net, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
+        for metric in metrics.values():  # a likelihood metric must know what the network emits
+            if isinstance(metric, BernoulliNLL):
+                metric.from_logits = loss.output == "identity"
         self.val_metrics = metrics.clone(prefix=f"{names.VAL}/")
         self.test_metrics = metrics.clone(prefix=f"{names.TEST}/")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def pair_distance(self, x: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """Siamese use of the one network: encode both sequences (one pass), their Euclidean distance (B,)."""
+        first, second = self.net(torch.cat([x, x2])).chunk(2)
+        return torch.pairwise_distance(first, second)
+
     def _step(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection | None):
-        out, y = self.loss.align(self.net(batch["x"]), batch["y"], batch.get("mask"))
+        out = self.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else self.net(batch["x"])
+        out, y = self.loss.align(out, batch["y"], batch.get("mask"))
         loss = self.loss(out, y)
         n = batch["y"].shape[0]
         self.log(names.metric_key(stage, "loss"), loss, on_step=False, on_epoch=True, batch_size=n)

@@ -1,9 +1,10 @@
 """The one small interface every task implements: build tensors once, declare what they are."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -44,12 +45,17 @@ class Task(L.LightningDataModule):
     kind: ClassVar[TaskKind]
     default_loss: ClassVar[str]  # conf/loss option set by the task's config
     per_step: ClassVar[bool] = False  # predictions at every time step (no readout, no pooling)
+    causal: ClassVar[bool] = False  # next-step prediction: step t must not see inputs after t
 
     def __init__(self, batch_size: int = 64, seed: int = 0) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.seed = seed
         self.splits: dict[str, TensorSplit] | None = None
+
+    @classmethod
+    def check(cls, options: Mapping[str, Any]) -> None:
+        """Config-level checks of the task's keys (raise ConfigError); `validate` runs them before any job."""
 
     def build(self) -> dict[str, TensorSplit]:
         """Generate or load the data: return the "train", "val" and "test" splits."""

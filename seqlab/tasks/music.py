@@ -1,0 +1,96 @@
+"""Polyphonic music (Boulanger-Lewandowski et al., 2012): predict the next step's 88 piano keys.
+
+Sequences differ in length (MuseData's longest is thousands of steps), so a split is kept as one flat
+(total steps, 88) tensor with each sequence's offset and length; a batch is padded only to its own
+longest sequence, gathered in one indexing, with a mask of the real steps (padding never enters the loss).
+"""
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torchmetrics import MetricCollection
+
+from seqlab.errors import ConfigError, DataError
+from seqlab.models.losses import BernoulliNLL
+from seqlab.tasks.base import Task, TaskKind, TaskSpec
+from seqlab.tasks.download import fetch
+
+N_KEYS = 88  # column j is MIDI pitch 21 + j
+FILES = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat", "pianomidi": "Piano_midi.mat"}
+MAT_KEYS = {"train": "traindata", "val": "validdata", "test": "testdata"}
+
+
+class PaddedSequences:
+    """Variable-length sequences as one flat tensor; batches are padded per batch, by index arithmetic.
+
+    Example i is sequence i: inputs its steps [0, L-1), targets its steps [1, L), mask the L-1 real steps.
+    """
+
+    def __init__(self, sequences: list[torch.Tensor]) -> None:
+        lengths = torch.tensor([len(s) for s in sequences])
+        self.flat = torch.cat(sequences).to(torch.float32)  # (total steps, 88)
+        self.offsets = torch.cumsum(lengths, 0) - lengths
+        self.steps = lengths - 1  # predicted steps of each sequence
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        steps = self.steps[index]  # (B,)
+        t = torch.arange(int(steps.max()))  # (T,)
+        mask = t < steps.unsqueeze(1)  # (B, T)
+        rows = self.offsets[index].unsqueeze(1) + torch.minimum(t, (steps - 1).clamp(min=0).unsqueeze(1))
+        x = self.flat[rows] * mask.unsqueeze(-1)  # (B, T, 88), zero past the end
+        y = self.flat[rows + 1] * mask.unsqueeze(-1)
+        return {"x": x, "y": y, "mask": mask}
+
+
+class MusicTask(Task):
+    """Next-step prediction of 88 binary notes; `nll` is the papers' negative log-likelihood per step."""
+
+    name = "music"
+    kind = TaskKind.MULTILABEL
+    default_loss = "bce_with_logits"
+    per_step = True
+    causal = True
+    DATASETS: ClassVar[tuple[str, ...]] = tuple(FILES)
+
+    def __init__(self, dataset: str = "jsb", batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.check({"dataset": dataset})
+        self.dataset = dataset
+        self.path: Path | None = None
+
+    @classmethod
+    def check(cls, options) -> None:
+        if options.get("dataset") not in cls.DATASETS:
+            raise ConfigError(
+                f"Unknown task.dataset={options.get('dataset')!r} for task=music. Allowed: {', '.join(cls.DATASETS)}."
+            )
+
+    def build(self):
+        from scipy.io import loadmat
+
+        self.path = fetch(FILES[self.dataset])
+        try:
+            mat = loadmat(self.path)
+        except Exception as exc:  # a verified file should load; anything else is a corrupt cache
+            raise DataError(f"Cannot read {self.path} as a MATLAB file ({exc}); delete it to re-download.") from exc
+        splits = {}
+        for split, key in MAT_KEYS.items():
+            rolls = [torch.from_numpy(r.astype("uint8")) for r in mat[key].ravel()]
+            if any(r.ndim != 2 or r.shape[1] != N_KEYS or r.shape[0] < 2 for r in rolls):
+                raise DataError(f"{self.path} key {key!r}: every piano-roll must be (steps >= 2, {N_KEYS}).")
+            splits[split] = PaddedSequences(rolls)
+        return splits
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec(kind=self.kind, input_size=N_KEYS, output_size=N_KEYS, per_step=True)
+
+    def metrics(self) -> MetricCollection:
+        return MetricCollection({"nll": BernoulliNLL()})
+
+    def data_files(self) -> list[Path]:
+        self.prepare()
+        return [self.path]
