@@ -9,8 +9,10 @@ import pytest
 from conftest import seqlab_env
 
 
-@pytest.mark.parametrize("name", ["overhead", "logging", "startup", "sweep"])
-def test_benchmark_runs_and_prints_its_ratio(name, tmp_path):
+@pytest.mark.parametrize("name", ["overhead", "logging", "data", "startup", "sweep"])
+def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
+    if name == "data":
+        data_cache("ETTm1.csv")
     done = subprocess.run(
         [sys.executable, "-m", "seqlab.bench.cli", name, "--quick"],
         cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=600,

@@ -22,7 +22,7 @@ class TensorSplit:
         return next(iter(self.tensors.values())).shape[0]
 
     def __getitem__(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: t[index] for name, t in self.tensors.items()}
+        return {name: t.index_select(0, index) for name, t in self.tensors.items()}  # faster than t[index]
 
 
 class EpochBatchSampler(Sampler[torch.Tensor]):

@@ -31,9 +31,13 @@ class WindowSplit:
 
     def __getitem__(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         first = self.start + index.unsqueeze(-1)  # (B, 1): the first row of each window
-        x = self.inputs[first + self.input_steps]  # (B, window, F)
-        y = self.targets[first + self.target_steps]  # (B, horizon, F_target)
-        return {"x": x, "y": y.flatten(1)}
+        # index_select on flat row numbers, not advanced indexing: several times faster on CPU
+        # (`seqlab-bench data`), since advanced indexing pays a multi-threaded kernel's overhead per call.
+        rows = (first + self.input_steps).flatten()  # (B * window,)
+        x = self.inputs.index_select(0, rows).view(len(index), self.window, -1)  # (B, window, F)
+        rows = (first + self.target_steps).flatten()  # (B * horizon,)
+        y = self.targets.index_select(0, rows).view(len(index), -1)  # (B, horizon * F_target), time-major
+        return {"x": x, "y": y}
 
 
 def zscore(series: torch.Tensor, fit_rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
