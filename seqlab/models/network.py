@@ -162,6 +162,14 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def build_network(spec: TaskSpec, **options) -> SequenceNet:
-    """The `_target_` of the model config: builds the network for a task."""
+def build_network(spec: TaskSpec, param_budget: int | None = None, **options) -> SequenceNet:
+    """The `_target_` of the model config: builds the network for a task.
+
+    With a param_budget the hidden size is chosen to match it (seqlab.models.budget) and the
+    given hidden_size is ignored, so any code instantiating a logged model config gets the same net.
+    """
+    if param_budget is not None:
+        from seqlab.models.budget import hidden_size_for_budget
+
+        options["hidden_size"] = hidden_size_for_budget(param_budget, spec, **options)
     return SequenceNet(spec, **options)
