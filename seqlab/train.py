@@ -43,7 +43,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     from seqlab.reproduce.checkpoint import RunCheckpointLink
     from seqlab.reproduce.provenance import determinism_tag, provenance_tags
     from seqlab.reproduce.resume import resume_point, resumed_tag
-    from seqlab.reproduce.seeding import EpochReseed
+    from seqlab.reproduce.seeding import BatchReseed
     from seqlab.tasks.base import Task
     from seqlab.tracking.run import tracked_run
 
@@ -74,7 +74,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         metrics=task.metrics(),
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
-    callbacks.append(EpochReseed(cfg.seed))
+    callbacks.append(BatchReseed(cfg.seed))
     name = resume.run_name if resume else f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):

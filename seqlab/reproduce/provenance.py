@@ -50,7 +50,7 @@ def determinism_tag(cfg: DictConfig) -> str:
         "trainer.precision": cfg.trainer.get("precision"),
         "torch.num_threads": torch.get_num_threads(),
         "seed": cfg.seed,
-        "reseed": "every epoch start from (seed, epoch)",
+        "reseed": "before every training batch from (seed, epoch, batch)",
     }
     return "; ".join(f"{k}={v}" for k, v in settings.items())
 
