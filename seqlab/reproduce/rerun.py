@@ -50,6 +50,31 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
+def relink_interpolations(plain: dict[str, Any]) -> dict[str, Any]:
+    """Turn values the logged (resolved) config got from an interpolation back into it.
+
+    The defaults write task.seed as ${seed} and the checkpoint folder as ${paths.output_dir}/...;
+    where the run's value is exactly what that interpolation gives, it is restored, so `seed=3` or a
+    new output folder move what followed them in the original run too.
+    """
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        template = _leaves(OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False))
+    GlobalHydra.instance().clear()
+    run = OmegaConf.create(plain)
+    for key, link in template.items():
+        if not (isinstance(link, str) and "${" in link) or ":" in link:  # resolvers (hydra:, oc.env:) stay resolved
+            continue
+        value = OmegaConf.select(run, key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        probe = run.copy()
+        OmegaConf.update(probe, key, link)
+        if OmegaConf.select(probe, key) == value:
+            OmegaConf.update(run, key, link)
+    return OmegaConf.to_container(run, resolve=False)
+
+
 def _apply_group_choice(cfg: DictConfig, override: Override, groups: set[str]) -> None:
     """A group choice (cell=gru, task=adding) replaces that section with the option as composed today;
     a global one (debug=fast) sets the keys it changes. The rest of the run's config stays."""
@@ -124,7 +149,7 @@ def rerun_config(client, run_id: str, overrides: list[str], uri: str, output_dir
     """The run's logged config, its paths moved to `output_dir`, this store, the overrides on top; validated."""
     from seqlab.reproduce.run_config import as_seqlab_config, logged_config
 
-    plain = logged_config(client, run_id)
+    plain = relink_interpolations(logged_config(client, run_id))
     plain = rebase_paths(plain, str(plain.get("paths", {}).get("output_dir", "")), str(output_dir))
     cfg = as_seqlab_config(plain, run_id)
     with open_dict(cfg):
