@@ -79,6 +79,8 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):
             cfg.model.hidden_size = net.hidden_size
+            if cfg.model.head_hidden is None and net.head_hidden != net.hidden_size:
+                cfg.model.head_hidden = net.head_hidden  # the budget resized the head to land within 2%
     extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
     log.info("%s: %d parameters (hidden size %d), splits %s", name, extra_params[names.N_PARAMS], net.hidden_size,
              task.split_sizes())

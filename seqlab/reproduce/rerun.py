@@ -113,7 +113,8 @@ def _apply_value(cfg: DictConfig, override: Override) -> None:
         else:
             OmegaConf.update(cfg, key, override.value())
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"Invalid override {override.input_line}: {exc.msg}.") from exc
+        reason = str(exc.msg).splitlines()[0].rstrip(".")
+        raise ConfigError(f"Invalid override {override.input_line}: {reason}.") from exc
 
 
 def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
