@@ -83,9 +83,9 @@ def _apply_group_choice(cfg: DictConfig, override: Override, groups: set[str]) -
     if group in chosen and group in cfg:
         cfg[group] = chosen[group]
         return
-    base = OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False)
+    base = _leaves(OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False))
     for key, value in _leaves(OmegaConf.to_container(chosen, resolve=False)).items():
-        if key in _leaves(base) and _leaves(base)[key] == value:
+        if key in base and base[key] == value:
             continue
         OmegaConf.update(cfg, key, value, force_add=True)
 
