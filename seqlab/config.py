@@ -27,6 +27,7 @@ class CellConfig:
 class ModelConfig:
     _target_: str = "seqlab.models.network.build_network"
     hidden_size: int = 64
+    param_budget: int | None = None  # trainable parameters to match; chooses hidden_size (models/budget.py)
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0  # between stacked recurrent layers and before the head
@@ -74,6 +75,7 @@ class SeqlabConfig:
     callbacks: Any = None
     seed: int = 0
     torch_threads: int | None = None  # intra-op threads per job; 1 when parallel jobs share the cores
+    resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
 
 
 def register_configs() -> None:
@@ -154,6 +156,8 @@ def validate(cfg: DictConfig) -> None:
     _choice("cell.name", cell.name, list(CELLS))
     _choice("cell.nonlinearity", cell.nonlinearity, NONLINEARITIES)
     _at_least("model.hidden_size", model.hidden_size, 1, " (e.g. model.hidden_size=64)")
+    if model.param_budget is not None:
+        _at_least("model.param_budget", model.param_budget, 1, " (trainable parameters, e.g. model.param_budget=20000)")
     _at_least("model.num_layers", model.num_layers, 1)
     if not 0.0 <= model.dropout < 1.0:
         raise ConfigError(f"Invalid model.dropout={model.dropout}: it must be a probability in [0, 1).")
@@ -170,14 +174,15 @@ def validate(cfg: DictConfig) -> None:
 
     width = model.hidden_size * (2 if model.bidirectional else 1)
     directions = "2 directions" if model.bidirectional else "1 direction"
-    if norm.name == "group" and width % norm.num_groups:
+    budgeted = model.param_budget is not None  # the budget search picks a width that divides
+    if norm.name == "group" and width % norm.num_groups and not budgeted:
         divisors = [d for d in range(1, width + 1) if width % d == 0]
         raise ConfigError(
             f"norm.num_groups={norm.num_groups} does not divide the recurrent output width {width} "
             f"(model.hidden_size={model.hidden_size} x {directions}); GroupNorm needs a divisor of {width}: "
             f"{', '.join(map(str, divisors))}."
         )
-    if model.readout == "attention" and width % model.attention_heads:
+    if model.readout == "attention" and width % model.attention_heads and not budgeted:
         raise ConfigError(
             f"model.attention_heads={model.attention_heads} does not divide the recurrent output width {width} "
             f"(model.hidden_size={model.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
@@ -212,3 +217,25 @@ def validate(cfg: DictConfig) -> None:
     _at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:
         _at_least("torch_threads", cfg.torch_threads, 1)
+
+
+# --- command-line checks (preflight and seqlab-rerun see the overrides themselves) ---------------
+
+RESUME_KEEPS = ("tracking.uri", "tracking.experiment")  # where the run is; everything else comes from it
+
+
+def check_override_keys(keys: list[str]) -> None:
+    """Refuse combinations that only the command line can reveal (the composed config hides them)."""
+    if "model.param_budget" in keys and "model.hidden_size" in keys:
+        raise ConfigError(
+            "model.param_budget and model.hidden_size are both set: a parameter budget chooses the hidden "
+            "size of each cell itself. Set one of them (model.param_budget=20000, or model.hidden_size=64)."
+        )
+    if "resume" in keys:
+        extra = [k for k in keys if k != "resume" and k not in RESUME_KEEPS and not k.startswith("hydra")]
+        if extra:
+            raise ConfigError(
+                f"resume=<run id> takes the whole config from that run, so {', '.join(extra)} cannot be set "
+                f"with it (only {', '.join(RESUME_KEEPS)}). To train a run again with changes, use "
+                "`seqlab-rerun <run id> key=value ...`."
+            )

@@ -14,7 +14,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.config import _unknown_key, validate
+from seqlab.config import _unknown_key, check_override_keys, validate
 from seqlab.errors import ConfigError
 
 CONFIG_MODULE, CONFIG_NAME = "seqlab.conf", "config"
@@ -51,6 +51,12 @@ def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None
                 return _unknown_key(parent or "<root>", leaf, {str(k) for k in node.keys()})
             return ConfigError(f"Unknown config key '{key}': '{parent}' is not a config section.")
     return None
+
+
+def _set_keys(job: list[str]) -> list[str]:
+    """The keys a job's overrides set to a value (a `key=null` or `~key` sets nothing)."""
+    parsed = OverridesParser.create().parse_overrides(job)
+    return [o.key_or_group for o in parsed if not o.is_delete() and o.value() is not None]
 
 
 def _compose_job(job: list[str], groups: set[str]) -> DictConfig:
@@ -94,6 +100,7 @@ def preflight(argv: list[str]) -> None:
         for job in jobs:
             cfg = _compose_job(job, groups)
             try:
+                check_override_keys(_set_keys(job))
                 validate(cfg)
             except ConfigError as err:
                 if len(jobs) > 1:

@@ -11,7 +11,7 @@ import warnings
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from seqlab.config import register_configs, validate
 from seqlab.errors import SeqlabError
@@ -65,25 +65,50 @@ def build(cfg: DictConfig):
     return task, module
 
 
-def train(cfg: DictConfig) -> float:
-    """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes)."""
+def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
+    """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes).
+
+    extra_tags go on the new run (seqlab-rerun sets rerun_of). With cfg.resume set, the config and
+    the MLflow run are those of that run id, and training continues from its last checkpoint.
+    """
     import lightning as L
 
     from seqlab import names
     from seqlab.models.network import count_parameters
+    from seqlab.reproduce.checkpoint import RunCheckpointLink
+    from seqlab.reproduce.provenance import determinism_tag, provenance_tags
+    from seqlab.reproduce.resume import resume_point, resumed_tag
+    from seqlab.reproduce.seeding import BatchReseed
     from seqlab.tracking.run import tracked_run
 
+    resume = resume_point(cfg) if cfg.get("resume") else None
+    if resume is not None:
+        cfg = resume.cfg
     validate(cfg)
     _quiet_lightning()
     task, module = build(cfg)
+    net = module.net
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
-    name = f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
-    extra_params = {names.N_PARAMS: count_parameters(module.net)} | task.split_sizes()
-    log.info("%s: %d parameters, splits %s", name, extra_params[names.N_PARAMS], task.split_sizes())
+    callbacks.append(BatchReseed(cfg.seed))
+    name = resume.run_name if resume else f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
+    if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
+        with open_dict(cfg):
+            cfg.model.hidden_size = net.hidden_size
+            if cfg.model.head_hidden is None and net.head_hidden != net.hidden_size:
+                cfg.model.head_hidden = net.head_hidden  # the budget resized the head to land within 2%
+    extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
+    log.info("%s: %d parameters (hidden size %d), splits %s", name, extra_params[names.N_PARAMS], net.hidden_size,
+             task.split_sizes())
+    tags = provenance_tags(cfg, task.data_files()) | (extra_tags or {})
+    if resume is not None:
+        previous = resume.run_tags.get(names.RESUMED_TAG)
+        tags |= {names.RESUMED_TAG: resumed_tag(previous, resume.epoch)}
 
-    with tracked_run(cfg, name, extra_params) as run:
+    with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
+        callbacks.append(RunCheckpointLink(run.client, run.run_id))
         trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks)
-        trainer.fit(module, datamodule=task)
+        run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
+        trainer.fit(module, datamodule=task, ckpt_path=str(resume.checkpoint) if resume else None)
         checkpoint = trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)
         trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False)

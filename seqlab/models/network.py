@@ -117,6 +117,7 @@ class SequenceNet(nn.Module):
             self.query = nn.Parameter(torch.randn(1, 1, width) / width**0.5)
             self.attention = nn.MultiheadAttention(width, attention_heads, batch_first=True)
         head_hidden = head_hidden or hidden_size
+        self.head_hidden = head_hidden
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(width, head_hidden),
@@ -162,6 +163,14 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def build_network(spec: TaskSpec, **options) -> SequenceNet:
-    """The `_target_` of the model config: builds the network for a task."""
+def build_network(spec: TaskSpec, param_budget: int | None = None, **options) -> SequenceNet:
+    """The `_target_` of the model config: builds the network for a task.
+
+    With a param_budget the hidden size (and if needed the head's width) is chosen to match it
+    (seqlab.models.budget) and the given hidden_size is ignored, so any code instantiating a logged model config gets the same net.
+    """
+    if param_budget is not None:
+        from seqlab.models.budget import fit_budget
+
+        options |= fit_budget(param_budget, spec, **options)
     return SequenceNet(spec, **options)

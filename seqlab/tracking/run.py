@@ -136,22 +136,39 @@ def run_tags() -> dict[str, str]:
 
 
 @contextmanager
-def tracked_run(cfg: DictConfig, run_name: str, extra_params: dict[str, Any]) -> Iterator[TrackedRun]:
-    """Create the run, log its params, tags and config, and give it a final status whatever happens."""
+def tracked_run(
+    cfg: DictConfig,
+    run_name: str,
+    extra_params: dict[str, Any],
+    extra_tags: dict[str, str] | None = None,
+    reopen_run_id: str | None = None,
+) -> Iterator[TrackedRun]:
+    """Create the run, log its params, tags and config, and give it a final status whatever happens.
+
+    extra_tags are set at creation (provenance, rerun_of). reopen_run_id continues an existing run
+    instead (a resume): it is set RUNNING again, its params and config stay as first logged.
+    """
     uri = resolve_tracking_uri(cfg.tracking.uri)
     client, experiment_id = open_experiment(uri, cfg.tracking.experiment)
-    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags())
-    run_id = run.info.run_id
+    if reopen_run_id is None:
+        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | (extra_tags or {}))
+        run_id = run.info.run_id
+    else:
+        run_id = reopen_run_id
+        client.update_run(run_id, status="RUNNING")
+        for key, value in (extra_tags or {}).items():
+            client.set_tag(run_id, key, value)
     logger = MlflowMetricLogger(client, run_id)
     interrupts = _Interrupts()
     interrupts.install()
     status = "FAILED"
     try:
-        params = [Param(k, v) for k, v in run_params(cfg, extra_params).items()]
-        for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
-        config_yaml = OmegaConf.to_yaml(redact_config(OmegaConf.to_container(cfg, resolve=True)))
-        client.log_text(run_id, config_yaml, "config.yaml")
+        if reopen_run_id is None:
+            params = [Param(k, v) for k, v in run_params(cfg, extra_params).items()]
+            for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
+            config_yaml = OmegaConf.to_yaml(redact_config(OmegaConf.to_container(cfg, resolve=True)))
+            client.log_text(run_id, config_yaml, "config.yaml")
         yield TrackedRun(client, run_id, logger)
         status = "FINISHED"
     except BaseException as exc:

@@ -1,0 +1,78 @@
+"""`seqlab resume=<RUN_ID>`: continue an interrupted MLflow run from its last checkpoint.
+
+The config comes from the run (not the command line), the weights, optimizer, loop counters and
+best-checkpoint state from its last.ckpt, and metrics go on into the same run at the steps that
+follow; with per-epoch reseeding the finished run equals one that was never interrupted.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from mlflow import MlflowClient
+from omegaconf import DictConfig, open_dict
+
+from seqlab import names
+from seqlab.errors import TrackingError
+from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
+from seqlab.tracking.params import redact
+from seqlab.tracking.run import resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint(save_last=True) rewrites it at every epoch end
+
+
+@dataclass
+class ResumePoint:
+    run_id: str
+    run_name: str
+    cfg: DictConfig  # the run's own config, with the tracking store of this command
+    checkpoint: Path
+    epoch: int  # the epoch training continues with (0-based)
+    run_tags: dict[str, str]
+
+
+def resume_point(cfg: DictConfig) -> ResumePoint:
+    """Find the run named by cfg.resume and its last checkpoint, or say clearly why it cannot resume."""
+    run_id = str(cfg.resume)
+    uri = resolve_tracking_uri(cfg.tracking.uri)
+    client = MlflowClient(uri)
+    run = get_run(client, run_id, "resume")
+    status = run.info.status
+    if status == "FINISHED":
+        raise TrackingError(
+            f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. "
+            f"`seqlab-rerun {run_id}` trains it again as a new run."
+        )
+    if status == "RUNNING":
+        log.warning("run %s is marked RUNNING: resuming it assumes its process died (make sure it did)", run_id)
+    folder = run.data.tags.get(names.CHECKPOINT_DIR)
+    if not folder:
+        raise TrackingError(
+            f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag {names.CHECKPOINT_DIR}), "
+            f"so it stopped before training started. `seqlab-rerun {run_id}` trains it again as a new run."
+        )
+    checkpoint = Path(folder) / LAST_CHECKPOINT
+    if not checkpoint.is_file():
+        raise TrackingError(
+            f"Cannot resume run '{run_id}' ({status}): there is no {LAST_CHECKPOINT} in {folder} (it stopped "
+            f"before its first epoch ended, or the folder was removed). `seqlab-rerun {run_id}` trains it again."
+        )
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    owner = state.get(names.CHECKPOINT_RUN_ID)
+    if owner != run_id:
+        raise TrackingError(
+            f"Cannot resume run '{run_id}': the checkpoint {checkpoint} belongs to run '{owner}', not to it."
+        )
+    run_cfg = as_seqlab_config(logged_config(client, run_id), run_id)
+    with open_dict(run_cfg):
+        run_cfg.tracking.uri = uri  # the logged one may be redacted; this command's store holds the run
+    epoch = int(state.get("epoch", 0)) + 1
+    log.info("resuming run %s (%s) in %s from %s, epoch %d", run_id, status, redact(uri), checkpoint, epoch + 1)
+    return ResumePoint(run_id, run.info.run_name, run_cfg, checkpoint, epoch, dict(run.data.tags))
+
+
+def resumed_tag(previous: str | None, epoch: int) -> str:
+    """Every resume of the run, in order: "3", then "3,7"."""
+    return f"{previous},{epoch}" if previous else str(epoch)

@@ -1,0 +1,255 @@
+"""Reruns from MLflow, resume after a real SIGTERM, provenance tags: each compared with a real run."""
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from seqlab import names
+from seqlab.errors import ConfigError, TrackingError
+from seqlab.reproduce.rerun import rerun
+from seqlab.tasks.synthetic import SineTask
+from seqlab.train import train
+
+from conftest import compose_config, runs_of, seqlab_env
+
+# Dropout between two layers: the per-epoch reseeding must replay it for a resume to match.
+SMALL = ["cell=gru", "model.num_layers=2", "model.dropout=0.3", "model.hidden_size=16", "task.window=20",
+         "task.n_train=256", "task.n_val=64", "task.n_test=64"]
+
+
+def val_test_metrics(run) -> dict[str, float]:
+    return {k: v for k, v in run.data.metrics.items() if k.startswith((names.VAL, names.TEST))}
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+# --- rerun ---------------------------------------------------------------------------------------
+
+
+def test_rerun_repeats_the_run_exactly_as_a_new_run(make_cfg, client, tracking_uri, tmp_path, monkeypatch):
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=2", "trainer.limit_train_batches=null")
+    train(cfg)
+    [original] = runs_of(client, cfg.tracking.experiment)
+    monkeypatch.chdir(tmp_path)
+
+    new_id = rerun(original.info.run_id, [], tracking_uri)
+
+    runs = runs_of(client, cfg.tracking.experiment)
+    assert len(runs) == 2 and new_id != original.info.run_id
+    new = client.get_run(new_id)
+    assert new.info.status == "FINISHED"
+    assert new.data.tags[names.RERUN_OF] == original.info.run_id
+    assert val_test_metrics(new) == val_test_metrics(original)  # exactly, every val and test metric
+    assert len(val_test_metrics(new)) >= 4
+    assert history(client, new_id, names.VAL_LOSS) == history(client, original.info.run_id, names.VAL_LOSS)
+    differing = {k for k, v in original.data.params.items() if new.data.params.get(k) != v}
+    assert differing == {"paths.output_dir", "trainer.default_root_dir", "callbacks.model_checkpoint.dirpath"}
+    assert new.data.params["paths.output_dir"].startswith(str(tmp_path / "outputs" / "reruns"))
+
+
+def test_rerun_with_overrides_changes_only_those(make_cfg, client, tracking_uri, tmp_path, monkeypatch):
+    cfg = make_cfg(*SMALL)
+    train(cfg)
+    [original] = runs_of(client, cfg.tracking.experiment)
+    monkeypatch.chdir(tmp_path)
+
+    new = client.get_run(rerun(original.info.run_id, ["cell=lstm", "seed=3", "optimizer.lr=0.01"], tracking_uri))
+
+    assert new.data.tags[names.RERUN_OF] == original.info.run_id
+    assert new.data.params["cell.name"] == "lstm"
+    assert new.data.params["seed"] == new.data.params["task.seed"] == "3"
+    assert new.data.params["optimizer.lr"] == "0.01"
+    assert new.data.params["model.num_layers"] == "2" and new.data.params["task.window"] == "20"  # kept from the run
+    assert new.data.metrics[names.VAL_LOSS] != original.data.metrics[names.VAL_LOSS]
+
+
+def test_rerun_warns_when_the_code_differs(make_cfg, client, tracking_uri, tmp_path, monkeypatch, caplog):
+    cfg = make_cfg(*SMALL, "trainer.limit_train_batches=1")
+    train(cfg)
+    [original] = runs_of(client, cfg.tracking.experiment)
+    client.set_tag(original.info.run_id, names.GIT_COMMIT, "0" * 40)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="seqlab.rerun"):
+        rerun(original.info.run_id, [], tracking_uri)
+    assert any("0" * 40 in r.getMessage() and "differs" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (["model.hidden_sise=3"], ["model.hidden_sise", "Did you mean 'model.hidden_size'"]),
+        (["cell=transformer"], ["cell=transformer", "gru, lstm, rnn"]),
+        (["model.hidden_size=0"], ["model.hidden_size=0", ">= 1"]),
+        (["model.hidden_size=abc"], ["model.hidden_size", "abc"]),
+        (["seed=1,2"], ["seed=1,2", "one value"]),
+        (["resume=abc"], ["seqlab resume="]),
+        (["model.param_budget=9000", "model.hidden_size=8"], ["model.param_budget", "model.hidden_size", "one of them"]),
+    ],
+)
+def test_rerun_refuses_bad_overrides_and_starts_nothing(overrides, words, make_cfg, client, tracking_uri, tmp_path,
+                                                        monkeypatch):
+    cfg = make_cfg(*SMALL, "trainer.limit_train_batches=1")
+    train(cfg)
+    [original] = runs_of(client, cfg.tracking.experiment)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        rerun(original.info.run_id, overrides, tracking_uri)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+    assert len(runs_of(client, cfg.tracking.experiment)) == 1
+
+
+def test_rerun_cli_unknown_run_is_one_clear_paragraph(tmp_path):
+    db = tmp_path / "mlflow.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "seqlab.reproduce.rerun", "0123456789abcdef", "--tracking-uri", f"sqlite:///{db}"],
+        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Cannot rerun run '0123456789abcdef': there is no such run" in done.stderr
+
+
+# --- provenance ----------------------------------------------------------------------------------
+
+
+class FileSineTask(SineTask):
+    """A test-only task that reads a file: its noise level comes from a one-line CSV."""
+
+    def __init__(self, data_file: str, **options) -> None:
+        super().__init__(**options)
+        self.data_file = Path(data_file)
+
+    def build(self):
+        self.noise = float(self.data_file.read_text().splitlines()[1])
+        return super().build()
+
+    def data_files(self) -> list[Path]:
+        return [self.data_file]
+
+
+def test_every_run_records_its_provenance(make_cfg, client, tmp_path):
+    csv = tmp_path / "noise.csv"
+    csv.write_text("noise\n0.1\n")
+    cfg = make_cfg("task._target_=test_reproducibility.FileSineTask", f"+task.data_file={csv}",
+                   "trainer.limit_train_batches=1")
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    tags = run.data.tags
+    assert tags[names.DATA_SHA256] == f"{hashlib.sha256(csv.read_bytes()).hexdigest()}  {csv}"
+    assert tags[names.TORCH_VERSION] == torch.__version__ == "2.13.0+cpu" or tags[names.TORCH_VERSION] == torch.__version__
+    assert tags[names.LIGHTNING_VERSION] and tags[names.MLFLOW_VERSION]
+    assert "trainer.deterministic=True" in tags[names.DETERMINISM]
+    assert "torch.deterministic_algorithms=True" in tags[names.DETERMINISM]
+    assert tags[names.GIT_COMMIT] and tags[names.GIT_DIRTY] in {"true", "false", "unknown"}
+    assert run.data.params["seed"] == "0"
+    assert Path(tags[names.CHECKPOINT_DIR], "last.ckpt").is_file()
+    checkpoint = torch.load(Path(tags[names.CHECKPOINT_DIR], "last.ckpt"), weights_only=False)
+    assert checkpoint[names.CHECKPOINT_RUN_ID] == run.info.run_id
+
+
+def test_generated_data_has_an_empty_data_hash(make_cfg, client):
+    cfg = make_cfg("trainer.limit_train_batches=1")
+    train(cfg)
+    assert runs_of(client, cfg.tracking.experiment)[0].data.tags[names.DATA_SHA256] == ""
+
+
+# --- resume --------------------------------------------------------------------------------------
+
+
+def _start(tmp_path: Path, db: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqlab.train", f"tracking.uri=sqlite:///{db}", *overrides],
+        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _sigterm_after_first_checkpoint(proc: subprocess.Popen, tmp_path: Path, delay: float = 0.0) -> str:
+    """Wait for last.ckpt (one epoch done), SIGTERM the process; returns its output."""
+    deadline = time.time() + 300
+    while not list((tmp_path / "outputs").rglob("last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
+        time.sleep(0.05)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=300)[0]
+
+
+def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_subprocess: bool):
+    proc = _start(tmp_path, db, *overrides)
+    try:
+        output = _sigterm_after_first_checkpoint(proc, tmp_path, delay=0.0 if not resume_in_subprocess else 1.0)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, output
+    [killed] = runs_of(client, "seqlab")
+    run_id = killed.info.run_id
+    assert killed.info.status == "KILLED", output
+    interrupted_epochs = len(client.get_metric_history(run_id, names.VAL_LOSS))
+    max_epochs = int(killed.data.params["trainer.max_epochs"])
+    assert 1 <= interrupted_epochs < max_epochs, "the SIGTERM landed after the run had finished"
+
+    if resume_in_subprocess:
+        done = _start(tmp_path, db, f"resume={run_id}")
+        output = done.communicate(timeout=600)[0]
+        assert done.returncode == 0, output
+    else:
+        train(compose_config([f"resume={run_id}", f"tracking.uri=sqlite:///{db}"]))
+
+    [resumed] = runs_of(client, "seqlab")  # the same run, no second one
+    assert resumed.info.run_id == run_id and resumed.info.status == "FINISHED"
+    assert resumed.data.tags[names.RESUMED_TAG] == str(interrupted_epochs)
+
+    reference_cfg = compose_config([*overrides, f"tracking.uri=sqlite:///{db}", "tracking.experiment=reference"])
+    reference_cfg.paths.output_dir = str(tmp_path / "reference")
+    train(reference_cfg)
+    [reference] = runs_of(client, "reference")
+    assert val_test_metrics(resumed) == val_test_metrics(reference)
+    for key in (names.TRAIN_LOSS, names.VAL_LOSS):
+        steps = history(client, run_id, key)
+        assert len(steps) == max_epochs and len({s for s, _ in steps}) == max_epochs, steps  # no epoch twice
+        assert steps == history(client, reference.info.run_id, key)
+
+
+def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
+    db = tmp_path / "mlflow.db"
+    _resume_matches_uninterrupted(tmp_path, MlflowClient(f"sqlite:///{db}"), db, [*SMALL, "trainer.max_epochs=5"],
+                                  resume_in_subprocess=False)
+
+
+@pytest.mark.slow
+def test_resume_cli_after_a_later_sigterm_equals_an_uninterrupted_run(tmp_path):
+    db = tmp_path / "mlflow.db"
+    overrides = ["cell=lstm", "model.bidirectional=true", "model.num_layers=2", "model.dropout=0.2",
+                 "task=adding", "task.n_train=1000", "trainer.max_epochs=8"]
+    _resume_matches_uninterrupted(tmp_path, MlflowClient(f"sqlite:///{db}"), db, overrides, resume_in_subprocess=True)
+
+
+def test_resuming_an_unknown_or_finished_run_is_a_clear_error(make_cfg, client, tracking_uri):
+    with pytest.raises(TrackingError, match="Cannot resume run 'no-such-run': there is no such run"):
+        train(compose_config(["resume=no-such-run", f"tracking.uri={tracking_uri}"]))
+    cfg = make_cfg("trainer.limit_train_batches=1")
+    train(cfg)
+    [finished] = runs_of(client, cfg.tracking.experiment)
+    with pytest.raises(TrackingError, match=f"Cannot resume run '{finished.info.run_id}': it is FINISHED"):
+        train(compose_config([f"resume={finished.info.run_id}", f"tracking.uri={tracking_uri}"]))
+    [again] = runs_of(client, cfg.tracking.experiment)
+    assert again.info.status == "FINISHED" and again.info.run_id == finished.info.run_id
+
+
+def test_resume_takes_no_other_overrides():
+    from seqlab.preflight import preflight
+
+    with pytest.raises(ConfigError, match=r"resume=<run id> takes the whole config.*model.hidden_size"):
+        preflight(["resume=abc", "model.hidden_size=8"])
+    preflight(["resume=abc", "tracking.uri=sqlite:///x.db"])  # where the run is may be given
