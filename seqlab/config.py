@@ -98,11 +98,12 @@ def _at_least(key: str, value: Any, low: int, hint: str = "") -> None:
 
 
 def _unknown_key(path: str, key: str, allowed: set[str]) -> ConfigError:
+    """`path` is the section ("model"), or "" / "<root>" for top-level keys."""
+    prefix = "" if path in ("", "<root>") else f"{path}."
     close = difflib.get_close_matches(key, sorted(allowed), n=1)
-    hint = f" Did you mean '{path}.{close[0]}'?" if close else ""
-    return ConfigError(
-        f"Unknown config key '{path}.{key}'.{hint} Keys allowed under '{path}': {', '.join(sorted(allowed))}."
-    )
+    hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+    where = f"under '{path}'" if prefix else "at the top level"
+    return ConfigError(f"Unknown config key '{prefix}{key}'.{hint} Keys allowed {where}: {', '.join(sorted(allowed))}.")
 
 
 def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
