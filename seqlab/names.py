@@ -22,3 +22,23 @@ GIT_DIRTY = "git.dirty"
 SEQLAB_VERSION = "seqlab.version"
 ERROR_TAG = "seqlab.error"
 SIGNAL_TAG = "seqlab.signal"
+
+# --- tracking: sweeps, artifacts, system figures (issue 5) ------------------------------------
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a sweep's jobs under it
+JOB_NUM_TAG = "seqlab.job.num"  # Hydra's job number within the sweep
+JOB_OVERRIDES_TAG = "seqlab.job.overrides"  # the job's command-line overrides, e.g. "cell=gru seed=1"
+SWEEP_DIR_TAG = "seqlab.sweep.dir"
+SWEEP_JOBS_TAG = "seqlab.sweep.n_jobs"  # how many jobs the sweep launches
+FAILED_JOBS_TAG = "seqlab.sweep.failed_jobs"  # on the parent: one line per job that did not finish
+SPOOL_TAG = "seqlab.spool"  # the folder that held what the tracking server could not take at the time
+
+TIME_FIT = "time/fit_s"  # wall time of trainer.fit
+TIME_TEST = "time/test_s"
+TRAIN_THROUGHPUT = "time/train_samples_per_s"  # training examples per second of fit wall time
+MEM_PEAK_RSS = "mem/peak_rss_mb"  # the process's peak resident memory
+
+# Artifact paths inside a run.
+CHECKPOINT_ARTIFACTS = "checkpoints"
+PLOT_ARTIFACTS = "plots"
+MODEL_ARTIFACT = "model"  # the pyfunc model: runs:/<id>/model
+COMPARISON_ARTIFACTS = "comparison"  # seqlab-compare's table and plot, on the parent run

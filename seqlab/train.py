@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
@@ -41,20 +42,20 @@ def train(cfg: DictConfig) -> float:
 
     validate(cfg)
     _quiet_lightning()
+    _set_torch_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task: Task = instantiate(cfg.task)
     task.prepare()  # data is built and checked before any MLflow run exists
     loss = instantiate(cfg.loss)
-    net = instantiate(
-        cfg.model,
-        spec=task.spec(),
+    net_options = dict(
         cell=cfg.cell.name,
         nonlinearity=cfg.cell.nonlinearity,
         norm=cfg.norm.name,
         num_groups=cfg.norm.num_groups,
         output=loss.output,
     )
+    net = instantiate(cfg.model, spec=task.spec(), **net_options)
     module = SequenceModule(
         net,
         loss,
@@ -67,14 +68,33 @@ def train(cfg: DictConfig) -> float:
     extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
     log.info("%s: %d parameters, splits %s", name, extra_params[names.N_PARAMS], task.split_sizes())
 
+    # --- tracking: system figures, artifacts, served model (seqlab.tracking.artifacts) ---
+    from seqlab.tracking.artifacts import SystemFigures, add_run_artifacts
+
+    figures = SystemFigures()
     with tracked_run(cfg, name, extra_params) as run:
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks)
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=[*callbacks, figures])
         trainer.fit(module, datamodule=task)
         checkpoint = trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)
-        trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False)
+        # weights_only: a checkpoint is a state_dict of tensors and plain values, never pickled code
+        trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False, weights_only=True)
+        run.log_metrics(figures.figures)
+        model_options = {k: v for k, v in cfg.model.items() if k != "_target_"} | net_options
+        add_run_artifacts(run, trainer, module, task, model_options, Path(cfg.paths.output_dir), name)
         best = checkpoint.best_model_score if has_best else trainer.callback_metrics.get(names.VAL_LOSS)
         return float(best) if best is not None else float("nan")
+
+
+def _set_torch_threads(cfg: DictConfig) -> None:
+    """torch_threads, else the share of cores a parallel sweep gave this job (two jobs must not fight over them)."""
+    import torch
+
+    from seqlab.tracking.sweep import TORCH_THREADS_ENV
+
+    threads = cfg.get("torch_threads") or os.environ.get(TORCH_THREADS_ENV)
+    if threads:
+        torch.set_num_threads(int(threads))
 
 
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")
