@@ -38,10 +38,14 @@ def sweep_job_tags() -> dict[str, str]:
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     """The override list of every job the basic sweeper makes of the command line's overrides."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return [job for batch in BasicSweeper.split_arguments(parse(overrides), None) for job in batch]
+
+
+def parse(overrides: list[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return OverridesParser.create().parse_overrides(overrides)
 
 
 def threads_per_job(n_jobs: Any) -> int | None:
@@ -64,7 +68,8 @@ def start_sweep(config: DictConfig) -> str:
     uri = resolve_tracking_uri(config.tracking.uri)
     client, experiment_id = open_experiment(uri, config.tracking.experiment)
     n_jobs = len(sweep_jobs(overrides))
-    name = ("sweep " + " ".join(overrides)) if overrides else "sweep"
+    swept = [o.input_line for o in parse(overrides) if o.is_sweep_override()]
+    name = " ".join(["sweep", *swept])  # the sweep's name: what varies (every override is a param)
     tags = run_tags() | {names.SWEEP_DIR_TAG: str(config.hydra.sweep.dir), names.SWEEP_JOBS_TAG: str(n_jobs)}
     run = client.create_run(experiment_id, run_name=redact(name)[:MAX_RUN_NAME], tags=tags)
     params = {}
