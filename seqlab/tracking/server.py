@@ -21,17 +21,20 @@ def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def bound_http_retries() -> None:
-    """Bound MLflow's HTTP retries and timeouts, unless the user set them."""
+def bound_http_retries(uri: str) -> None:
+    """Bound MLflow's HTTP retries and timeouts, unless the user set them; and stop MLflow printing
+    "View run at <uri>" when the URI carries credentials (it would print them)."""
     for key, value in BOUNDED_HTTP.items():
         os.environ.setdefault(key, value)
+    if redact(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 def check_reachable(uri: str) -> None:
     """Raise TrackingError within seconds when the server at `uri` does not answer its /health."""
     if not is_remote(uri):
         return
-    bound_http_retries()
+    bound_http_retries(uri)
     url = uri.rstrip("/") + "/health"
     # credentials in the URI are not for /health (it needs none), and urllib would refuse them
     plain = url.split("://", 1)[0] + "://" + url.split("://", 1)[1].rsplit("@", 1)[-1]

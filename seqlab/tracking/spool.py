@@ -118,3 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     for spool in spools:
         run_id = upload(spool, client)
         print(f"seqlab-upload: {spool} -> run {run_id} in {redact(args.tracking_uri)}")
+
+
+if __name__ == "__main__":
+    main()
