@@ -33,6 +33,7 @@ def _quiet_lightning() -> None:
 def train(cfg: DictConfig) -> float:
     """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes)."""
     import lightning as L
+    import torch
 
     from seqlab import names
     from seqlab.models.module import SequenceModule
@@ -66,6 +67,7 @@ def train(cfg: DictConfig) -> float:
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
     name = f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
     extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
+    extra_params[names.TORCH_THREADS] = torch.get_num_threads()
     log.info("%s: %d parameters, splits %s", name, extra_params[names.N_PARAMS], task.split_sizes())
 
     # --- tracking: system figures, artifacts, served model (seqlab.tracking.artifacts) ---

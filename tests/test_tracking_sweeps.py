@@ -1,6 +1,7 @@
 """Hydra multiruns as MLflow parent runs, with the basic launcher and joblib's parallel processes on one
 SQLite store; the parent's status says whether every job finished."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,8 +46,10 @@ def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_paren
     assert sorted(c.info.run_name for c in children) == ["gru-sine-s0", "gru-sine-s1", "rnn-sine-s0", "rnn-sine-s1"]
     assert all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.data.tags[names.JOB_NUM_TAG] for c in children) == ["0", "1", "2", "3"]
+    threads = str(max(1, (os.cpu_count() or 1) // 2))  # two jobs share the cores
     for child in children:  # each job logged every metric it trained for
         assert names.TEST_LOSS in child.data.metrics and names.VAL_LOSS in child.data.metrics
+        assert child.data.params[names.TORCH_THREADS] == threads
 
 
 @pytest.mark.slow

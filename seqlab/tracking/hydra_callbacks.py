@@ -46,6 +46,9 @@ class WhereRunsAre(Callback):
             losses = "  ".join(f"{k}={m[k]:.4g}" for k in (names.VAL_LOSS, names.TEST_LOSS) if k in m)
             lines.append(f"  {run.info.run_name:<24} {run.info.status:<9} {losses}  (run id {run.info.run_id})")
         lines.append(f"Open them side by side with:\n  {ui_command(uri)}")
+        sweeps = [r.info.run_id for r in runs if names.SWEEP_JOBS_TAG in r.data.tags]
+        if sweeps:
+            lines.append(f"Compare the sweep's configurations over seeds with:\n  seqlab-compare {sweeps[-1]}")
         print("\n".join(lines))
 
 

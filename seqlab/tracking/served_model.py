@@ -6,6 +6,10 @@ and the network's build options as JSON, plus seqlab's source (code_paths), so i
 """
 
 import json
+import logging
+import os
+import shutil
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,12 +41,6 @@ class SequenceNetModel(mlflow.pyfunc.PythonModel):
 
 def save_served_model(net: torch.nn.Module, spec: Any, options: dict[str, Any], example: np.ndarray, folder: Path) -> Path:
     """Write the pyfunc model into folder/model (signature and input example included); returns that path."""
-    import lightning
-    import torchmetrics
-    from mlflow.models import infer_signature
-
-    import seqlab
-
     folder.mkdir(parents=True, exist_ok=True)
     weights, network = folder / "weights.pt", folder / "network.json"
     torch.save(net.state_dict(), weights)
@@ -51,6 +49,30 @@ def save_served_model(net: torch.nn.Module, spec: Any, options: dict[str, Any], 
     with torch.no_grad():
         output = net(torch.as_tensor(example)).numpy()
     target = folder / "model"
+    shutil.rmtree(target, ignore_errors=True)  # a job rerun in the same folder writes it afresh
+    # Quiet for sweep logs: MLflow asks for predict type hints (the explicit signature validates input),
+    # warns that the PythonModel is cloudpickled (it holds no state: the weights load with weights_only),
+    # and draws progress bars while it copies the artifacts.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
+            _save(target, weights, network, example, output)
+    finally:
+        pyfunc_log.setLevel(level)
+    return target
+
+
+def _save(target: Path, weights: Path, network: Path, example: np.ndarray, output: np.ndarray) -> None:
+    import lightning
+    import torchmetrics
+    from mlflow.models import infer_signature
+
+    import seqlab
+
     mlflow.pyfunc.save_model(
         path=str(target),
         python_model=SequenceNetModel(),
@@ -66,4 +88,3 @@ def save_served_model(net: torch.nn.Module, spec: Any, options: dict[str, Any], 
             f"numpy=={np.__version__}",
         ],
     )
-    return target
