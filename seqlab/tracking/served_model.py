@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 WEIGHTS, NETWORK = "weights", "network"
+# MLflow suggests predict type hints when the class is defined; the model's explicit signature validates input.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*", category=UserWarning)
 
 
 class SequenceNetModel(mlflow.pyfunc.PythonModel):
