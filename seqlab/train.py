@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 import warnings
-from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
@@ -49,14 +48,15 @@ def train(cfg: DictConfig) -> float:
     task: Task = instantiate(cfg.task)
     task.prepare()  # data is built and checked before any MLflow run exists
     loss = instantiate(cfg.loss)
-    net_options = dict(
+    net = instantiate(
+        cfg.model,
+        spec=task.spec(),
         cell=cfg.cell.name,
         nonlinearity=cfg.cell.nonlinearity,
         norm=cfg.norm.name,
         num_groups=cfg.norm.num_groups,
         output=loss.output,
     )
-    net = instantiate(cfg.model, spec=task.spec(), **net_options)
     module = SequenceModule(
         net,
         loss,
@@ -82,8 +82,7 @@ def train(cfg: DictConfig) -> float:
         # weights_only: a checkpoint is a state_dict of tensors and plain values, never pickled code
         trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False, weights_only=True)
         run.log_metrics(figures.figures)
-        model_options = {k: v for k, v in cfg.model.items() if k != "_target_"} | net_options
-        add_run_artifacts(run, trainer, module, task, model_options, Path(cfg.paths.output_dir), name)
+        add_run_artifacts(run, trainer, module, task, cfg, name)
         best = checkpoint.best_model_score if has_best else trainer.callback_metrics.get(names.VAL_LOSS)
         return float(best) if best is not None else float("nan")
 

@@ -49,13 +49,28 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-def add_run_artifacts(
-    run: TrackedRun, trainer: L.Trainer, module: Any, task: Any, net_options: dict[str, Any], output_dir: Path, title: str
-) -> None:
+def network_options(cfg: Any, module: Any) -> dict[str, Any]:
+    """The keyword arguments that rebuild `module.net` with build_network(spec, **options)."""
+    from omegaconf import OmegaConf
+
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    # param_budget already chose hidden_size (written back into cfg.model by train): rebuild that size
+    options = {k: v for k, v in model.items() if k not in ("_target_", "param_budget")}
+    return options | dict(
+        cell=cfg.cell.name,
+        nonlinearity=cfg.cell.nonlinearity,
+        norm=cfg.norm.name,
+        num_groups=cfg.norm.num_groups,
+        output=module.loss.output,
+    )
+
+
+def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: Any, cfg: Any, title: str) -> None:
     """Best checkpoint, learning curves, predictions on test examples, and the pyfunc model.
 
     Called after trainer.test, so `module` holds the best checkpoint's weights.
     """
+    output_dir = Path(cfg.paths.output_dir)
     from seqlab.reports.plots import learning_curves, predictions_vs_truth
     from seqlab.tracking.served_model import save_served_model
 
@@ -79,5 +94,5 @@ def add_run_artifacts(
     run.log_artifact(path, names.PLOT_ARTIFACTS)
 
     example = batch["x"][:N_SERVED_EXAMPLE].numpy()
-    served = save_served_model(module.net, task.spec(), net_options, example, output_dir / "served")
+    served = save_served_model(module.net, task.spec(), network_options(cfg, module), example, output_dir / "served")
     run.log_artifact(served, names.MODEL_ARTIFACT)

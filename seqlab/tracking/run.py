@@ -154,15 +154,29 @@ def run_tags() -> dict[str, str]:
 
 
 @contextmanager
-def tracked_run(cfg: DictConfig, run_name: str, extra_params: dict[str, Any]) -> Iterator[TrackedRun]:
+def tracked_run(
+    cfg: DictConfig,
+    run_name: str,
+    extra_params: dict[str, Any],
+    extra_tags: dict[str, str] | None = None,
+    reopen_run_id: str | None = None,
+) -> Iterator[TrackedRun]:
     """Create the run, log its params, tags and config, and give it a final status whatever happens.
 
-    Inside a multirun the run is nested under the sweep's parent run (seqlab.tracking.sweep).
+    extra_tags are set at creation. reopen_run_id continues an existing run instead (a resume): it is
+    set RUNNING again, its params and config stay as first logged. Inside a multirun a new run is
+    nested under the sweep's parent run (seqlab.tracking.sweep).
     """
     uri = resolve_tracking_uri(cfg.tracking.uri)
     client, experiment_id = open_experiment(uri, cfg.tracking.experiment)
-    run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | sweep_job_tags())
-    run_id = run.info.run_id
+    if reopen_run_id is None:
+        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | sweep_job_tags() | (extra_tags or {}))
+        run_id = run.info.run_id
+    else:
+        run_id = reopen_run_id
+        client.update_run(run_id, status="RUNNING")
+        for key, value in (extra_tags or {}).items():
+            client.set_tag(run_id, key, value)
     spool = Spool(Path(cfg.paths.output_dir) / SPOOL_DIRNAME, run_id)
     tracked = TrackedRun(client, run_id, MlflowMetricLogger(client, run_id, spool))
     monitor = start_system_metrics(run_id, uri) if cfg.tracking.get("system_metrics") else None
@@ -170,11 +184,12 @@ def tracked_run(cfg: DictConfig, run_name: str, extra_params: dict[str, Any]) ->
     interrupts.install()
     status, end_tags, failing = "FAILED", {}, True
     try:
-        params = [Param(k, v) for k, v in run_params(cfg, extra_params).items()]
-        for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
-        config_yaml = OmegaConf.to_yaml(redact_config(OmegaConf.to_container(cfg, resolve=True)))
-        client.log_text(run_id, config_yaml, "config.yaml")
+        if reopen_run_id is None:
+            params = [Param(k, v) for k, v in run_params(cfg, extra_params).items()]
+            for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
+            config_yaml = OmegaConf.to_yaml(redact_config(OmegaConf.to_container(cfg, resolve=True)))
+            client.log_text(run_id, config_yaml, "config.yaml")
         yield tracked
         status, failing = "FINISHED", False
     except BaseException as exc:
