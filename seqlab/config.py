@@ -53,6 +53,8 @@ class NormConfig:
 class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/outputs/mlflow.db
     experiment: str = "seqlab"
+    system_metrics: bool = True  # MLflow's system metrics (system/cpu_utilization_percentage, ...) per run
+    outage_wait_s: float = 120.0  # at the end of a run, how long to wait for a tracking server that went down
 
 
 @dataclass
@@ -74,7 +76,7 @@ class SeqlabConfig:
     trainer: Any = None
     callbacks: Any = None
     seed: int = 0
-    torch_threads: int | None = None  # intra-op threads per job; 1 when parallel jobs share the cores
+    torch_threads: int | None = None  # None: torch's default, or cores / n_jobs in a parallel sweep
     resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
 
 
@@ -218,6 +220,8 @@ def validate(cfg: DictConfig) -> None:
     _at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:
         _at_least("torch_threads", cfg.torch_threads, 1)
+    if cfg.tracking.outage_wait_s < 0:
+        raise ConfigError(f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds.")
 
 
 # --- command-line checks (preflight and seqlab-rerun see the overrides themselves) ---------------

@@ -32,3 +32,24 @@ DETERMINISM = "seqlab.determinism"  # tag: the settings exact reproduction depen
 CHECKPOINT_DIR = "seqlab.checkpoint_dir"  # tag: where last.ckpt of the run is written
 RESUMED_TAG = "seqlab.resumed"  # tag: the epochs a resume started from, e.g. "3" or "3,7"
 CHECKPOINT_RUN_ID = "seqlab_run_id"  # key in a Lightning checkpoint dict: the MLflow run it belongs to
+
+# --- tracking: sweeps, artifacts, system figures (issue 5) ------------------------------------
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a sweep's jobs under it
+JOB_NUM_TAG = "seqlab.job.num"  # Hydra's job number within the sweep
+JOB_OVERRIDES_TAG = "seqlab.job.overrides"  # the job's command-line overrides, e.g. "cell=gru seed=1"
+SWEEP_DIR_TAG = "seqlab.sweep.dir"
+SWEEP_JOBS_TAG = "seqlab.sweep.n_jobs"  # how many jobs the sweep launches
+FAILED_JOBS_TAG = "seqlab.sweep.failed_jobs"  # on the parent: one line per job that did not finish
+SPOOL_TAG = "seqlab.spool"  # the folder that held what the tracking server could not take at the time
+TORCH_THREADS = "torch.num_threads"  # param: the threads torch trained with (torch_threads, or cores / n_jobs)
+
+TIME_FIT = "time/fit_s"  # wall time of trainer.fit
+TIME_TEST = "time/test_s"
+TRAIN_THROUGHPUT = "time/train_samples_per_s"  # training examples per second of fit wall time
+MEM_PEAK_RSS = "mem/peak_rss_mb"  # the process's peak resident memory
+
+# Artifact paths inside a run.
+CHECKPOINT_ARTIFACTS = "checkpoints"
+PLOT_ARTIFACTS = "plots"
+MODEL_ARTIFACT = "model"  # the pyfunc model: runs:/<id>/model
+COMPARISON_ARTIFACTS = "comparison"  # seqlab-compare's table and plot, on the parent run

@@ -35,13 +35,11 @@ def build(cfg: DictConfig):
     Shared by `train` and the benchmarks, so that both train exactly the same thing.
     """
     import lightning as L
-    import torch
 
     from seqlab.models.module import SequenceModule
     from seqlab.tasks.base import Task
 
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
+    _set_torch_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task: Task = instantiate(cfg.task)
     task.prepare()  # data is built and checked before any MLflow run exists
@@ -72,6 +70,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     the MLflow run are those of that run id, and training continues from its last checkpoint.
     """
     import lightning as L
+    import torch
 
     from seqlab import names
     from seqlab.models.network import count_parameters
@@ -79,6 +78,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     from seqlab.reproduce.provenance import determinism_tag, provenance_tags
     from seqlab.reproduce.resume import resume_point, resumed_tag
     from seqlab.reproduce.seeding import BatchReseed
+    from seqlab.tracking.artifacts import SystemFigures, add_run_artifacts
     from seqlab.tracking.run import tracked_run
 
     resume = resume_point(cfg) if cfg.get("resume") else None
@@ -97,6 +97,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
             if cfg.model.head_hidden is None and net.head_hidden != net.hidden_size:
                 cfg.model.head_hidden = net.head_hidden  # the budget resized the head to land within 2%
     extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
+    extra_params[names.TORCH_THREADS] = torch.get_num_threads()
     log.info("%s: %d parameters (hidden size %d), splits %s", name, extra_params[names.N_PARAMS], net.hidden_size,
              task.split_sizes())
     tags = provenance_tags(cfg, task.data_files()) | (extra_tags or {})
@@ -104,16 +105,32 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         previous = resume.run_tags.get(names.RESUMED_TAG)
         tags |= {names.RESUMED_TAG: resumed_tag(previous, resume.epoch)}
 
+    figures = SystemFigures()
     with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
-        callbacks.append(RunCheckpointLink(run.client, run.run_id))
+        callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
         trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks)
         run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
-        trainer.fit(module, datamodule=task, ckpt_path=str(resume.checkpoint) if resume else None)
+        # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code
+        resume_from = str(resume.checkpoint) if resume else None
+        trainer.fit(module, datamodule=task, ckpt_path=resume_from, weights_only=True)
         checkpoint = trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)
-        trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False)
+        trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False, weights_only=True)
+        run.log_metrics(figures.figures)
+        add_run_artifacts(run, trainer, module, task, cfg, name)
         best = checkpoint.best_model_score if has_best else trainer.callback_metrics.get(names.VAL_LOSS)
         return float(best) if best is not None else float("nan")
+
+
+def _set_torch_threads(cfg: DictConfig) -> None:
+    """torch_threads, else the share of cores a parallel sweep gave this job (two jobs must not fight over them)."""
+    import torch
+
+    from seqlab.tracking.sweep import TORCH_THREADS_ENV
+
+    threads = cfg.get("torch_threads") or os.environ.get(TORCH_THREADS_ENV)
+    if threads:
+        torch.set_num_threads(int(threads))
 
 
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")

@@ -1,5 +1,6 @@
-"""Hydra callbacks: say where the runs went once a run or a sweep ends."""
+"""Hydra callbacks: a sweep as a parent run; say where the runs went once a run or a sweep ends."""
 
+import atexit
 import time
 from typing import Any
 
@@ -45,4 +46,40 @@ class WhereRunsAre(Callback):
             losses = "  ".join(f"{k}={m[k]:.4g}" for k in (names.VAL_LOSS, names.TEST_LOSS) if k in m)
             lines.append(f"  {run.info.run_name:<24} {run.info.status:<9} {losses}  (run id {run.info.run_id})")
         lines.append(f"Open them side by side with:\n  {ui_command(uri)}")
+        sweeps = [r.info.run_id for r in runs if names.SWEEP_JOBS_TAG in r.data.tags]
+        if sweeps:
+            lines.append(f"Compare the sweep's configurations over seeds with:\n  seqlab-compare {sweeps[-1]}")
         print("\n".join(lines))
+
+
+class SweepParentRun(Callback):
+    """One MLflow parent run per multirun, created before the first job and ended after the last.
+
+    Hydra's sweepers raise at the end of a batch in which a job failed, so on_multirun_end never
+    comes: the parent is then ended at interpreter exit, FAILED and naming the jobs that failed.
+    """
+
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.config: DictConfig | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from seqlab.tracking.sweep import start_sweep  # MLflow: heavy
+
+        self.config = config
+        self.parent_run_id = start_sweep(config)
+        atexit.register(self._end)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        parent, self.parent_run_id = self.parent_run_id, None
+        if parent is None or self.config is None:
+            return
+        from seqlab.tracking.sweep import end_sweep
+
+        try:
+            end_sweep(self.config, parent)
+        except Exception as exc:  # never hide the sweep's own outcome behind this one
+            print(f"seqlab: could not end the sweep's parent run {parent}: {exc}")

@@ -1,6 +1,10 @@
 """A Lightning logger that writes metrics into an MLflow run seqlab owns, without blocking a step."""
 
+import logging
+import queue
+import threading
 import time
+from collections import defaultdict
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
@@ -8,19 +12,32 @@ from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
+from seqlab.tracking.spool import Spool
+
+log = logging.getLogger(__name__)
+RETRY_EVERY_S = 2.0  # while the store does not answer, how often the sender tries the oldest batch again
+
 
 class MlflowMetricLogger(Logger):
     """Metrics only: params, tags, artifacts and the run's status belong to `seqlab.tracking.run`.
 
     Unlike Lightning's MLFlowLogger it never ends the run (Lightning would mark an interrupted run
-    FAILED, where seqlab marks it KILLED), and it logs asynchronously: MLflow queues the batch and a
-    background thread writes it, so a training step never waits on the store or the network.
+    FAILED, where seqlab marks it KILLED). A step only puts its metrics on a queue; a sender thread
+    writes them in order. When the store fails (a tracking server down, a locked SQLite file), the
+    batches it could not take stay queued and are kept in the spool on disk, and the sender tries
+    again every few seconds, so an outage loses nothing and never stops training.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, spool: Spool | None = None) -> None:
         super().__init__()
-        self.client, self.run_id = client, run_id
-        self._pending: list[Any] = []
+        self.client, self.run_id, self.spool = client, run_id, spool
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # (step, value) of every metric logged
+        self.store_error: str | None = None  # the last failure while the store is not answering
+        self._queue: queue.Queue[list[Metric] | None] = queue.Queue()
+        self._unsent: list[list[Metric]] = []  # owned by the sender thread, oldest first
+        self._spooled = False
+        self._sender = threading.Thread(target=self._send_forever, name="seqlab-metrics", daemon=True)
+        self._sender.start()
 
     @property
     def name(self) -> str:
@@ -38,15 +55,75 @@ class MlflowMetricLogger(Logger):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
         batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items() if key != "epoch"]
+        for metric in batch:
+            self.history[metric.key].append((metric.step, metric.value))
         if batch:
-            self._pending.append(self.client.log_batch(self.run_id, metrics=batch, synchronous=False))
+            self._queue.put(batch)
 
-    def flush(self) -> None:
-        """Wait until every queued metric is written."""
-        pending, self._pending = self._pending, []
-        for operation in pending:
-            operation.wait()
+    def _send_forever(self) -> None:
+        while True:
+            try:
+                batch = self._queue.get(timeout=RETRY_EVERY_S if self._unsent else None)
+            except queue.Empty:
+                batch = None
+            else:
+                if batch is not None:
+                    self._unsent.append(batch)
+                self._queue.task_done()
+            self._send_unsent()
+
+    def _send_unsent(self) -> None:
+        while self._unsent:
+            try:
+                self.client.log_batch(self.run_id, metrics=self._unsent[0])
+            except Exception as exc:  # any store failure: keep the batch, try again later
+                if self.store_error is None:
+                    log.warning("seqlab: the tracking store did not take metrics (%s); keeping them and retrying", exc)
+                self.store_error = f"{type(exc).__name__}: {exc}"
+                if self.spool is not None:
+                    self.spool.save_metrics(self._unsent)
+                    self._spooled = True
+                return
+            self._unsent.pop(0)
+            if self.store_error is not None:
+                log.warning("seqlab: the tracking store answers again; sending the metrics kept meanwhile")
+                self.store_error = None
+        if self._spooled and self.spool is not None:
+            self.spool.save_metrics([])
+            self._spooled = False
+
+    def pending(self) -> int:
+        """Metric batches logged but not yet written."""
+        return self._queue.unfinished_tasks + len(self._unsent)
+
+    def flush(self, wait_s: float | None = None) -> bool:
+        """Wait until every metric is written (True), or until wait_s passed with some unsent (False)."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while self.pending():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        self.flush()
+        pass  # the run's owner flushes, with a deadline, once training and testing are over
+
+    def keep_unsent_on_disk(self) -> int:
+        """Give up waiting: write every unsent batch to the spool; returns how many there were.
+
+        A batch the sender manages to write meanwhile may be kept too; uploading it again is harmless
+        (MLflow stores a metric value once per key, step and timestamp).
+        """
+        while True:
+            try:
+                batch = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if batch is not None:
+                self._unsent.append(batch)
+            self._queue.task_done()
+        unsent = list(self._unsent)
+        if self.spool is not None:
+            self.spool.save_metrics(unsent)
+        return len(unsent)

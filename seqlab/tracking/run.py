@@ -4,12 +4,14 @@ The run ends FINISHED on success, FAILED on an exception (the error kept as a ta
 or SIGTERM; it is never left RUNNING.
 """
 
+import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,18 @@ from omegaconf import DictConfig, OmegaConf
 import seqlab
 from seqlab import names
 from seqlab.errors import TrackingError
-from seqlab.tracking.logger import MlflowMetricLogger
+from seqlab.tracking.logger import RETRY_EVERY_S, MlflowMetricLogger
 from seqlab.tracking.params import flatten, redact, redact_config
 from seqlab.tracking.provenance import git_state
+from seqlab.tracking.server import check_reachable
+from seqlab.tracking.spool import SPOOL_DIRNAME, Spool
+from seqlab.tracking.sweep import sweep_job_tags
+
+log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
 MAX_TAG_LENGTH = 5000
+SYSTEM_METRICS_EVERY_S = 5
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -58,6 +66,7 @@ def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
         artifact_location = (db.resolve().parent / "mlartifacts").as_uri()
+    check_reachable(uri)  # a dead server: a clear error in seconds, not minutes of MLflow retries
     client = MlflowClient(uri)
     try:
         found = client.get_experiment_by_name(experiment)
@@ -111,9 +120,18 @@ class TrackedRun:
     client: MlflowClient
     run_id: str
     logger: MlflowMetricLogger
+    artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         self.logger.log_metrics(metrics)
+
+    def log_artifact(self, local_path: Path | str, artifact_path: str | None = None) -> None:
+        """Add a file (as <artifact_path>/<name>) or a folder (its contents as <artifact_path>/) to the run.
+
+        Sent when the run ends, after its metrics, so a tracking server that is down meanwhile costs
+        nothing; if it never comes back the files are kept in the run's spool for `seqlab-upload`.
+        """
+        self.artifacts.append((Path(local_path), artifact_path))
 
 
 def run_params(cfg: DictConfig, extra: dict[str, Any]) -> dict[str, str]:
@@ -145,23 +163,26 @@ def tracked_run(
 ) -> Iterator[TrackedRun]:
     """Create the run, log its params, tags and config, and give it a final status whatever happens.
 
-    extra_tags are set at creation (provenance, rerun_of). reopen_run_id continues an existing run
-    instead (a resume): it is set RUNNING again, its params and config stay as first logged.
+    extra_tags are set at creation. reopen_run_id continues an existing run instead (a resume): it is
+    set RUNNING again, its params and config stay as first logged. Inside a multirun a new run is
+    nested under the sweep's parent run (seqlab.tracking.sweep).
     """
     uri = resolve_tracking_uri(cfg.tracking.uri)
     client, experiment_id = open_experiment(uri, cfg.tracking.experiment)
     if reopen_run_id is None:
-        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | (extra_tags or {}))
+        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | sweep_job_tags() | (extra_tags or {}))
         run_id = run.info.run_id
     else:
         run_id = reopen_run_id
         client.update_run(run_id, status="RUNNING")
         for key, value in (extra_tags or {}).items():
             client.set_tag(run_id, key, value)
-    logger = MlflowMetricLogger(client, run_id)
+    spool = Spool(Path(cfg.paths.output_dir) / SPOOL_DIRNAME, run_id)
+    tracked = TrackedRun(client, run_id, MlflowMetricLogger(client, run_id, spool))
+    monitor = start_system_metrics(run_id, uri) if cfg.tracking.get("system_metrics") else None
     interrupts = _Interrupts()
     interrupts.install()
-    status = "FAILED"
+    status, end_tags, failing = "FAILED", {}, True
     try:
         if reopen_run_id is None:
             params = [Param(k, v) for k, v in run_params(cfg, extra_params).items()]
@@ -169,23 +190,96 @@ def tracked_run(
                 client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
             config_yaml = OmegaConf.to_yaml(redact_config(OmegaConf.to_container(cfg, resolve=True)))
             client.log_text(run_id, config_yaml, "config.yaml")
-        yield TrackedRun(client, run_id, logger)
-        status = "FINISHED"
+        yield tracked
+        status, failing = "FINISHED", False
     except BaseException as exc:
         if interrupts.signum is not None or isinstance(exc, KeyboardInterrupt):
             status = "KILLED"
             signum = interrupts.signum or signal.SIGINT
-            client.set_tag(run_id, names.SIGNAL_TAG, signal.Signals(signum).name)
+            end_tags[names.SIGNAL_TAG] = signal.Signals(signum).name
             raise SystemExit(128 + signum) from exc
         if isinstance(exc, SystemExit) and exc.code in (0, None):
-            status = "FINISHED"
+            status, failing = "FINISHED", False
             raise
-        message = redact(f"{type(exc).__name__}: {exc}")[:MAX_TAG_LENGTH]
-        client.set_tag(run_id, names.ERROR_TAG, message)
+        end_tags[names.ERROR_TAG] = redact(f"{type(exc).__name__}: {exc}")[:MAX_TAG_LENGTH]
         raise
     finally:
         interrupts.restore()
+        if monitor is not None:
+            monitor.finish()
+        wait_s = float(cfg.tracking.get("outage_wait_s", 120.0))
+        finish_run(tracked, spool, uri, status, end_tags, wait_s if status != "KILLED" else min(wait_s, 10.0), failing)
+
+
+def start_system_metrics(run_id: str, uri: str) -> Any:
+    """MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes, ...)."""
+    try:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_EVERY_S, tracking_uri=uri)
+        monitor.start()
+        return monitor
+    except Exception as exc:  # psutil missing, no /proc: the run goes on without them
+        log.warning("seqlab: no system metrics for this run (%s)", exc)
+        return None
+
+
+def _deliver(send: Callable[[], Any], deadline: float) -> None:
+    """Call `send` until it succeeds or the deadline passes (then its last error propagates)."""
+    while True:
         try:
-            logger.flush()
-        finally:
-            client.set_terminated(run_id, status)
+            send()
+            return
+        except Exception:
+            if time.monotonic() + RETRY_EVERY_S >= deadline:
+                raise
+            time.sleep(RETRY_EVERY_S)
+
+
+def _send_artifact(client: MlflowClient, run_id: str, local_path: Path, artifact_path: str | None) -> None:
+    if local_path.is_dir():
+        client.log_artifacts(run_id, str(local_path), artifact_path)
+    else:
+        client.log_artifact(run_id, str(local_path), artifact_path)
+
+
+def finish_run(
+    run: TrackedRun, spool: Spool, uri: str, status: str, tags: dict[str, str], wait_s: float, failing: bool
+) -> None:
+    """Send what is left (metrics, artifacts, tags) and the final status, waiting up to wait_s for a
+    store that stopped answering; what it still cannot take is kept in the spool with a message."""
+    client, run_id, logger = run.client, run.run_id, run.logger
+    deadline = time.monotonic() + wait_s
+    if not logger.flush(wait_s=1.0):
+        log.warning(
+            "seqlab: the tracking store %s is not answering (%s); waiting up to %.0f s (tracking.outage_wait_s) "
+            "for it, the metrics meanwhile kept in %s", redact(uri), logger.store_error, wait_s, spool.directory,
+        )
+    artifacts = list(run.artifacts)
+    try:
+        if not logger.flush(wait_s=max(0.0, deadline - time.monotonic())):
+            raise TimeoutError(logger.store_error or "metrics not written in time")
+        while artifacts:
+            local_path, artifact_path = artifacts[0]
+            _deliver(lambda: _send_artifact(client, run_id, local_path, artifact_path), deadline)
+            artifacts.pop(0)
+        _deliver(lambda: tags and client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]), deadline)
+        _deliver(lambda: client.set_terminated(run_id, status), deadline)
+        spool.remove_if_empty()
+        return
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    n_batches = logger.keep_unsent_on_disk()
+    for local_path, artifact_path in artifacts:
+        spool.keep_artifact(local_path, artifact_path)
+    spool.save_run(status, tags | {names.SPOOL_TAG: str(spool.directory)})
+    message = (
+        f"The MLflow tracking store {redact(uri)} did not take run {run_id} within tracking.outage_wait_s={wait_s:g} s "
+        f"({redact(problem)}). Nothing is lost: {n_batches} metric batch(es), {len(artifacts)} artifact(s) and the "
+        f"final status {status} are kept in {spool.directory}. When the server is back, upload them with: "
+        f"seqlab-upload {spool.directory} --tracking-uri {redact(uri)}"
+    )
+    if failing:  # an error is already on its way out: add this one to the log, do not replace it
+        log.error("seqlab: %s", message)
+        return
+    raise TrackingError(message)

@@ -1,0 +1,1 @@
+"""Reports: pictures of one run and comparisons of many (seqlab-compare)."""

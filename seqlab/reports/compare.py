@@ -1,0 +1,239 @@
+"""`seqlab-compare`: which configuration is best, over seeds, and is the difference more than noise?
+
+One row per configuration (the params that differ between runs, seeds aside), with the mean, standard
+deviation and 95% confidence interval (Student's t) of each test metric, the parameter count and the
+training time. The best row on the chosen metric is compared with the runner-up by Welch's t-test.
+"""
+
+import argparse
+import csv
+import io
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from scipy import stats
+
+from seqlab import names
+
+SIGNIFICANCE = 0.05
+# Params that differ between runs without making another configuration.
+NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir", names.N_PARAMS)
+HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
+
+
+def higher_is_better(metric: str) -> bool:
+    return any(word in metric.rsplit("/", 1)[-1].lower() for word in HIGHER_IS_BETTER)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample standard deviation and the 95% t confidence interval of one metric over seeds."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> "Summary":
+        a = np.asarray(values, dtype=float)
+        mean = float(a.mean()) if len(a) else math.nan
+        if len(a) < 2:
+            return cls(len(a), mean, math.nan, math.nan, math.nan)
+        std = float(a.std(ddof=1))
+        half = float(stats.t.ppf(0.975, len(a) - 1)) * std / math.sqrt(len(a))
+        return cls(len(a), mean, std, mean - half, mean + half)
+
+
+@dataclass
+class Row:
+    label: str  # e.g. "cell.name=gru"
+    runs: list[Run]
+    metrics: dict[str, Summary] = field(default_factory=dict)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    n_params: str = ""
+    fit_s: float = math.nan
+
+
+@dataclass
+class Comparison:
+    metric: str
+    rows: list[Row]  # best first
+    p_value: float  # Welch's t-test, best vs runner-up (nan: fewer than 2 rows, or < 2 seeds each)
+
+    @property
+    def verdict(self) -> str:
+        if len(self.rows) < 2:
+            return "only one configuration: nothing to compare"
+        best, second = self.rows[0].label, self.rows[1].label
+        if math.isnan(self.p_value):
+            return f"{best} is best on {self.metric}; too few seeds to test it against {second} (need >= 2 each)"
+        if self.p_value < SIGNIFICANCE:
+            return f"{best} is best on {self.metric}, significantly better than {second} (Welch's t-test p={self.p_value:.3g} < {SIGNIFICANCE})"
+        return (f"{best} is best on {self.metric}, but its difference to {second} is within noise "
+                f"(Welch's t-test p={self.p_value:.3g} >= {SIGNIFICANCE}): run more seeds before choosing")
+
+
+def runs_to_compare(client: MlflowClient, parent_run_id: str | None = None, experiment: str | None = None) -> list[Run]:
+    """The finished jobs of a sweep (its parent's children), or the finished leaf runs of an experiment."""
+    if parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        query = f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}' and attributes.status = 'FINISHED'"
+        return client.search_runs([experiment_id], filter_string=query, max_results=50000)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise SystemExit(f"seqlab-compare: no experiment named {experiment!r} in this tracking store")
+    runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=50000)
+    parents = {r.data.tags.get(names.PARENT_RUN_TAG) for r in runs}
+    return [r for r in runs if r.info.run_id not in parents]
+
+
+def configuration_keys(runs: list[Run]) -> list[str]:
+    """Params whose value differs between runs, seeds and bookkeeping aside."""
+    keys = sorted({k for r in runs for k in r.data.params})
+    varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
+    return [k for k in varying if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)]
+
+
+def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
+    keys = configuration_keys(runs)
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        label = " ".join(f"{k}={run.data.params.get(k)}" for k in keys) or "all runs"
+        groups.setdefault(label, []).append(run)
+    test_metrics = sorted({k for r in runs for k in r.data.metrics if k.startswith(f"{names.TEST}/")})
+    rows = []
+    for label, members in groups.items():
+        row = Row(label, members)
+        for key in test_metrics:
+            row.values[key] = [r.data.metrics[key] for r in members if key in r.data.metrics]
+            row.metrics[key] = Summary.of(row.values[key])
+        row.n_params = "/".join(sorted({r.data.params.get(names.N_PARAMS, "?") for r in members}))
+        row.fit_s = Summary.of([r.data.metrics[names.TIME_FIT] for r in members if names.TIME_FIT in r.data.metrics]).mean
+        rows.append(row)
+    sign = -1.0 if higher_is_better(metric) else 1.0
+    rows.sort(key=lambda r: sign * r.metrics[metric].mean if metric in r.metrics and not math.isnan(r.metrics[metric].mean) else math.inf)
+    p_value = math.nan
+    if len(rows) >= 2 and all(len(r.values.get(metric, [])) >= 2 for r in rows[:2]):
+        p_value = float(stats.ttest_ind(rows[0].values[metric], rows[1].values[metric], equal_var=False).pvalue)
+    return Comparison(metric, rows, p_value)
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.4g}"
+
+
+def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    metrics = sorted({k for r in comparison.rows for k in r.metrics}, key=lambda k: (k != comparison.metric, k))
+    header = ["", "configuration", "seeds"]
+    for key in metrics:
+        header += [f"{key} mean", f"{key} std", f"{key} 95% CI"]
+    header += ["parameters", f"{names.TIME_FIT} mean"]
+    body = []
+    for i, row in enumerate(comparison.rows):
+        line = ["best" if i == 0 else "", row.label, str(len(row.runs))]
+        for key in metrics:
+            s = row.metrics.get(key, Summary.of([]))
+            line += [_fmt(s.mean), _fmt(s.std), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"]
+        body.append(line + [row.n_params, _fmt(row.fit_s)])
+    return header, body
+
+
+def to_markdown(comparison: Comparison) -> str:
+    header, body = table(comparison)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines) + f"\n\n{comparison.verdict}\n"
+
+
+def to_csv(comparison: Comparison) -> str:
+    header, body = table(comparison)
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *body])
+    return out.getvalue()
+
+
+def to_text(comparison: Comparison) -> str:
+    header, body = table(comparison)
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in [header, *body]]
+    return "\n".join(lines) + f"\n\n{comparison.verdict}"
+
+
+def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
+    """The metric per configuration with 95% CI error bars, and the mean val/loss curves overlaid."""
+    from seqlab.reports.plots import plt, save
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    rows = comparison.rows
+    means = [r.metrics[comparison.metric].mean if comparison.metric in r.metrics else math.nan for r in rows]
+    errors = [r.metrics[comparison.metric].mean - r.metrics[comparison.metric].ci_low if comparison.metric in r.metrics else 0 for r in rows]
+    left.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=6, color=["tab:green"] + ["tab:gray"] * (len(rows) - 1))
+    for i, row in enumerate(rows):
+        left.plot([i] * len(row.values.get(comparison.metric, [])), row.values.get(comparison.metric, []), "k.", ms=5)
+    left.set_xticks(range(len(rows)), [r.label for r in rows], rotation=20, ha="right", fontsize=8)
+    left.set(ylabel=comparison.metric, title=f"{comparison.metric}: mean and 95% CI over seeds")
+    for row in rows:
+        curves = [client.get_metric_history(r.info.run_id, names.VAL_LOSS) for r in row.runs]
+        by_step: dict[int, list[float]] = {}
+        for curve in curves:
+            for m in curve:
+                by_step.setdefault(m.step, []).append(m.value)
+        if by_step:
+            steps = sorted(by_step)
+            right.plot(steps, [np.mean(by_step[s]) for s in steps], marker="o", ms=3, label=row.label)
+    right.set(xlabel="step", ylabel=f"{names.VAL_LOSS} (mean over seeds)", title="learning curves")
+    if right.lines:
+        right.legend(fontsize=8)
+    return save(fig, path)
+
+
+def log_to_parent(comparison: Comparison, client: MlflowClient, parent_run_id: str) -> None:
+    """comparison/comparison.md, .csv and .png on the sweep's parent run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "comparison.md").write_text(to_markdown(comparison))
+        (folder / "comparison.csv").write_text(to_csv(comparison))
+        plot(comparison, client, folder / "comparison.png")
+        client.log_artifacts(parent_run_id, str(folder), names.COMPARISON_ARTIFACTS)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seqlab-compare", description=__doc__.splitlines()[0])
+    parser.add_argument("parent_run_id", nargs="?", help="the sweep's parent run (seqlab prints it)")
+    parser.add_argument("--experiment", help="compare every finished run of this experiment instead")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="default: $MLFLOW_TRACKING_URI")
+    parser.add_argument("--metric", default=names.TEST_LOSS, help=f"the metric that ranks configurations (default {names.TEST_LOSS})")
+    args = parser.parse_args(argv)
+    if bool(args.parent_run_id) == bool(args.experiment):
+        parser.error("give a PARENT_RUN_ID or --experiment NAME (one of them)")
+    from seqlab.tracking.params import redact
+    from seqlab.tracking.run import resolve_tracking_uri
+    from seqlab.tracking.server import check_reachable
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        check_reachable(uri)
+    except Exception as err:
+        parser.exit(1, f"seqlab-compare: {err}\n")
+    client = MlflowClient(uri)
+    runs = runs_to_compare(client, args.parent_run_id, args.experiment)
+    if not runs:
+        parser.exit(1, f"seqlab-compare: no finished runs to compare in {redact(uri)}\n")
+    if not any(args.metric in r.data.metrics for r in runs):
+        available = sorted({k for r in runs for k in r.data.metrics if k.startswith(f"{names.TEST}/")})
+        parser.exit(1, f"seqlab-compare: no run has the metric {args.metric!r}; test metrics logged: {', '.join(available)}\n")
+    comparison = compare(runs, args.metric)
+    print(to_text(comparison))
+    if args.parent_run_id:
+        log_to_parent(comparison, client, args.parent_run_id)
+        print(f"\nLogged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, .csv, .png")
+    sys.stdout.flush()

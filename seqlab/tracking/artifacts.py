@@ -1,0 +1,98 @@
+"""What a finished run carries besides metrics: its best checkpoint, pictures and the served model."""
+
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from seqlab import names
+from seqlab.tracking.run import TrackedRun
+
+log = logging.getLogger(__name__)
+N_EXAMPLES = 256  # test examples drawn in the predictions plot
+N_SERVED_EXAMPLE = 2  # rows of the served model's input example
+
+
+class SystemFigures(L.Callback):
+    """Wall time and throughput of fit and test, and the process's peak memory, as run metrics."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, float] = {}
+        self._samples, self._started = 0, 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._samples, self._started = 0, time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._samples += int(batch["y"].shape[0])
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self._started
+        self.figures[names.TIME_FIT] = seconds
+        self.figures[names.TRAIN_THROUGHPUT] = self._samples / seconds if seconds > 0 else 0.0
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.figures[names.TIME_TEST] = time.perf_counter() - self._started
+        self.figures[names.MEM_PEAK_RSS] = peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def network_options(cfg: Any, module: Any) -> dict[str, Any]:
+    """The keyword arguments that rebuild `module.net` with build_network(spec, **options)."""
+    from omegaconf import OmegaConf
+
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    # param_budget already chose hidden_size (written back into cfg.model by train): rebuild that size
+    options = {k: v for k, v in model.items() if k not in ("_target_", "param_budget")}
+    return options | dict(
+        cell=cfg.cell.name,
+        nonlinearity=cfg.cell.nonlinearity,
+        norm=cfg.norm.name,
+        num_groups=cfg.norm.num_groups,
+        output=module.loss.output,
+    )
+
+
+def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: Any, cfg: Any, title: str) -> None:
+    """Best checkpoint, learning curves, predictions on test examples, and the pyfunc model.
+
+    Called after trainer.test, so `module` holds the best checkpoint's weights.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    from seqlab.reports.plots import learning_curves, predictions_vs_truth
+    from seqlab.tracking.served_model import save_served_model
+
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        run.log_artifact(checkpoint.best_model_path, names.CHECKPOINT_ARTIFACTS)
+
+    plots = output_dir / "plots"
+    run.log_artifact(learning_curves(run.logger.history, plots / "learning_curves.png", title), names.PLOT_ARTIFACTS)
+    test = task.splits["test"]
+    batch = test[torch.arange(min(N_EXAMPLES, len(test)))]
+    module.eval()
+    with torch.no_grad():
+        out = module.net(batch["x"])
+    truth, predicted = batch["y"], out
+    if "mask" in batch:  # padded steps carry no truth
+        predicted = predicted * batch["mask"].unsqueeze(-1) if predicted.dim() == 3 else predicted
+    path = predictions_vs_truth(
+        batch["x"].numpy(), truth.numpy(), predicted.numpy(), str(task.kind), plots / "predictions.png", title
+    )
+    run.log_artifact(path, names.PLOT_ARTIFACTS)
+
+    example = batch["x"][:N_SERVED_EXAMPLE].numpy()
+    served = save_served_model(module.net, task.spec(), network_options(cfg, module), example, output_dir / "served")
+    run.log_artifact(served, names.MODEL_ARTIFACT)

@@ -1,0 +1,92 @@
+"""The trained network as an MLflow pyfunc model: `mlflow.pyfunc.load_model("runs:/<id>/model")`.
+
+The model folder holds the weights (a state_dict, loaded with weights_only=True: no pickled code runs)
+and the network's build options as JSON, plus seqlab's source (code_paths), so it loads, and
+`mlflow models serve` serves it, wherever torch is installed.
+"""
+
+import json
+import logging
+import os
+import shutil
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+
+WEIGHTS, NETWORK = "weights", "network"
+# MLflow suggests predict type hints when the class is defined; the model's explicit signature validates input.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*", category=UserWarning)
+
+
+class SequenceNetModel(mlflow.pyfunc.PythonModel):
+    """Input: (batch, time, features) float32, or (batch, time) int64 symbols; output: the network's."""
+
+    def load_context(self, context: Any) -> None:
+        from seqlab.models.network import build_network
+        from seqlab.tasks.base import TaskKind, TaskSpec
+
+        network = json.loads(Path(context.artifacts[NETWORK]).read_text())
+        spec = TaskSpec(**(network["spec"] | {"kind": TaskKind(network["spec"]["kind"])}))
+        self.net = build_network(spec, **network["options"])
+        self.net.load_state_dict(torch.load(context.artifacts[WEIGHTS], weights_only=True))
+        self.net.eval()
+
+    def predict(self, context, model_input, params=None):  # no type hints: the signature validates input
+        with torch.no_grad():
+            return self.net(torch.as_tensor(np.asarray(model_input))).numpy()
+
+
+def save_served_model(net: torch.nn.Module, spec: Any, options: dict[str, Any], example: np.ndarray, folder: Path) -> Path:
+    """Write the pyfunc model into folder/model (signature and input example included); returns that path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights, network = folder / "weights.pt", folder / "network.json"
+    torch.save(net.state_dict(), weights)
+    network.write_text(json.dumps({"spec": asdict(spec), "options": options}))
+    net.eval()
+    with torch.no_grad():
+        output = net(torch.as_tensor(example)).numpy()
+    target = folder / "model"
+    shutil.rmtree(target, ignore_errors=True)  # a job rerun in the same folder writes it afresh
+    # Quiet for sweep logs: MLflow asks for predict type hints (the explicit signature validates input),
+    # warns that the PythonModel is cloudpickled (it holds no state: the weights load with weights_only),
+    # and draws progress bars while it copies the artifacts.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
+            _save(target, weights, network, example, output)
+    finally:
+        pyfunc_log.setLevel(level)
+    return target
+
+
+def _save(target: Path, weights: Path, network: Path, example: np.ndarray, output: np.ndarray) -> None:
+    import lightning
+    import torchmetrics
+    from mlflow.models import infer_signature
+
+    import seqlab
+
+    mlflow.pyfunc.save_model(
+        path=str(target),
+        python_model=SequenceNetModel(),
+        artifacts={WEIGHTS: str(weights), NETWORK: str(network)},
+        signature=infer_signature(example, output),
+        input_example=example,
+        code_paths=[str(Path(seqlab.__file__).parent)],
+        pip_requirements=[  # explicit: inferring them would run the model in a subprocess
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"lightning=={lightning.__version__}",
+            f"torchmetrics=={torchmetrics.__version__}",
+            f"mlflow=={mlflow.__version__}",
+            f"numpy=={np.__version__}",
+        ],
+    )

@@ -1,0 +1,122 @@
+"""A Hydra multirun as one MLflow parent run with every job nested under it.
+
+The parent is created in the launching process before any job starts (which also creates the store's
+schema and the experiment once, so parallel jobs on one SQLite file never race to migrate or create
+them); jobs learn its id from $SEQLAB_PARENT_RUN_ID, which process-based launchers (joblib) inherit.
+The parent ends FINISHED only when every job's run did, FAILED otherwise, naming the jobs that did not.
+"""
+
+import os
+from typing import Any
+
+from omegaconf import DictConfig
+
+from seqlab import names
+
+PARENT_RUN_ENV = "SEQLAB_PARENT_RUN_ID"
+TORCH_THREADS_ENV = "SEQLAB_TORCH_THREADS"  # threads per job in a parallel sweep (cores / n_jobs)
+MAX_RUN_NAME = 240
+
+
+def sweep_job_tags() -> dict[str, str]:
+    """Tags that nest a job's run under its sweep's parent run; none outside a multirun."""
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if not parent:
+        return {}
+    tags = {names.PARENT_RUN_TAG: parent}
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        job = HydraConfig.get()
+        tags[names.JOB_NUM_TAG] = str(job.job.num)
+        tags[names.JOB_OVERRIDES_TAG] = " ".join(job.overrides.task)
+    except ValueError:  # not inside a Hydra job
+        pass
+    return tags
+
+
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The override list of every job the basic sweeper makes of the command line's overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return [job for batch in BasicSweeper.split_arguments(parse(overrides), None) for job in batch]
+
+
+def parse(overrides: list[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def threads_per_job(n_jobs: Any) -> int | None:
+    """Cores shared out between parallel jobs (joblib's n_jobs: -1 is one job per core)."""
+    if not isinstance(n_jobs, int) or n_jobs == 1:
+        return None
+    cores = os.cpu_count() or 1
+    parallel = cores if n_jobs < 0 else min(n_jobs, cores)
+    return max(1, cores // parallel)
+
+
+def start_sweep(config: DictConfig) -> str:
+    """Create the parent run (named after the sweep, its overrides as params); returns its id."""
+    from mlflow.entities import Param
+
+    from seqlab.tracking.params import redact
+    from seqlab.tracking.run import open_experiment, resolve_tracking_uri, run_tags
+
+    overrides = [o for o in config.hydra.overrides.task]
+    uri = resolve_tracking_uri(config.tracking.uri)
+    client, experiment_id = open_experiment(uri, config.tracking.experiment)
+    n_jobs = len(sweep_jobs(overrides))
+    swept = [o.input_line for o in parse(overrides) if o.is_sweep_override()]
+    name = " ".join(["sweep", *swept])  # the sweep's name: what varies (every override is a param)
+    tags = run_tags() | {names.SWEEP_DIR_TAG: str(config.hydra.sweep.dir), names.SWEEP_JOBS_TAG: str(n_jobs)}
+    run = client.create_run(experiment_id, run_name=redact(name)[:MAX_RUN_NAME], tags=tags)
+    params = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        params[key.lstrip("+~")] = redact(value)
+    if params:
+        client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+    os.environ[PARENT_RUN_ENV] = run.info.run_id
+    launcher = config.hydra.get("launcher") or {}
+    threads = threads_per_job(launcher.get("n_jobs"))
+    if threads is not None:
+        os.environ.setdefault(TORCH_THREADS_ENV, str(threads))
+    return run.info.run_id
+
+
+def failed_jobs(config: DictConfig, parent_run_id: str) -> list[str]:
+    """One line per job of the sweep whose run is missing or did not end FINISHED."""
+    from seqlab.tracking.run import open_experiment, resolve_tracking_uri
+
+    client, experiment_id = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
+    children = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=50000
+    )
+    by_num = {run.data.tags.get(names.JOB_NUM_TAG): run for run in children}
+    failed = []
+    for num, job in enumerate(sweep_jobs(list(config.hydra.overrides.task))):
+        label = f"job {num} ({' '.join(job) or 'defaults'})"
+        run = by_num.get(str(num))
+        if run is None:
+            failed.append(f"{label}: no run (it failed before training started, or never started)")
+        elif run.info.status != "FINISHED":
+            error = run.data.tags.get(names.ERROR_TAG) or run.data.tags.get(names.SIGNAL_TAG) or ""
+            failed.append(f"{label}: {run.info.status} {error}".strip()[:500])
+    return failed
+
+
+def end_sweep(config: DictConfig, parent_run_id: str) -> str:
+    """Give the parent its final status from its jobs' runs; returns it."""
+    from seqlab.tracking.run import open_experiment, resolve_tracking_uri
+
+    os.environ.pop(PARENT_RUN_ENV, None)
+    client, _ = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
+    failed = failed_jobs(config, parent_run_id)
+    if failed:
+        client.set_tag(parent_run_id, names.FAILED_JOBS_TAG, "\n".join(failed)[:5000])
+        print(f"seqlab: the sweep's parent run {parent_run_id} is FAILED; jobs that did not finish:\n  " + "\n  ".join(failed))
+    status = "FAILED" if failed else "FINISHED"
+    client.set_terminated(parent_run_id, status)
+    return status

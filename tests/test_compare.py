@@ -1,0 +1,92 @@
+"""seqlab-compare's statistics on runs with known metrics in a real SQLite store, checked against scipy."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from scipy import stats
+
+from seqlab import names
+from seqlab.reports.compare import compare, main, runs_to_compare
+
+# test/loss per cell and seed: gru is best, clearly apart from the runner-up lstm
+LOSSES = {"rnn": [0.30, 0.34, 0.29], "lstm": [0.150, 0.160, 0.155], "gru": [0.100, 0.105, 0.098]}
+N_PARAMS = {"rnn": 4417, "lstm": 17185, "gru": 12961}
+
+
+def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]]) -> str:
+    experiment_id = client.create_experiment(experiment)
+    parent = client.create_run(experiment_id, run_name="sweep cell=rnn,lstm,gru seed=0,1,2").info.run_id
+    for cell, values in losses.items():
+        for seed, value in enumerate(values):
+            run = client.create_run(experiment_id, run_name=f"{cell}-s{seed}", tags={names.PARENT_RUN_TAG: parent})
+            run_id = run.info.run_id
+            params = {"cell.name": cell, "seed": str(seed), "task.seed": str(seed), names.N_PARAMS: str(N_PARAMS[cell]),
+                      "tracking.uri": "sqlite:///x.db", "model.hidden_size": "64"}
+            metrics = [Metric(names.TEST_LOSS, value, 0, 0), Metric("test/mae", value / 2, 0, 0), Metric(names.TIME_FIT, 10.0 + seed, 0, 0)]
+            metrics += [Metric(names.VAL_LOSS, value * (3 - step), 0, step) for step in range(3)]
+            client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
+            client.set_terminated(run_id, "FINISHED")
+    failed = client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent}).info.run_id  # not counted
+    client.log_batch(failed, metrics=[Metric(names.TEST_LOSS, 99.0, 0, 0)], params=[Param("cell.name", "gru")])
+    client.set_terminated(failed, "FAILED")
+    client.set_terminated(parent, "FINISHED")
+    return parent
+
+
+def test_means_cis_and_welch_test_match_scipy(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-known", LOSSES)
+    comparison = compare(runs_to_compare(client, parent), names.TEST_LOSS)
+
+    assert [r.label for r in comparison.rows] == ["cell.name=gru", "cell.name=lstm", "cell.name=rnn"]
+    for row in comparison.rows:
+        values = LOSSES[row.label.split("=")[1]]
+        s = row.metrics[names.TEST_LOSS]
+        low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+        assert (s.n, s.mean, s.std) == (3, pytest.approx(np.mean(values)), pytest.approx(np.std(values, ddof=1)))
+        assert (s.ci_low, s.ci_high) == (pytest.approx(low), pytest.approx(high))
+        assert row.metrics["test/mae"].mean == pytest.approx(np.mean(values) / 2)
+        assert row.fit_s == pytest.approx(11.0)
+    expected_p = stats.ttest_ind(LOSSES["gru"], LOSSES["lstm"], equal_var=False).pvalue
+    assert comparison.p_value == pytest.approx(expected_p)
+    assert expected_p < 0.05 and "significantly better than cell.name=lstm" in comparison.verdict
+
+
+def test_overlapping_seeds_are_called_noise(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    close = {"lstm": [0.11, 0.13, 0.10], "gru": [0.12, 0.10, 0.11]}
+    comparison = compare(runs_to_compare(client, _sweep(client, "compare-noise", close)))
+    assert comparison.rows[0].label == "cell.name=gru"  # mean 0.110 vs 0.1133
+    assert comparison.p_value == pytest.approx(stats.ttest_ind(close["gru"], close["lstm"], equal_var=False).pvalue)
+    assert comparison.p_value > 0.05 and "within noise" in comparison.verdict
+
+
+def test_cli_prints_the_table_and_logs_it_to_the_parent(tracking_uri, capsys, tmp_path):
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-cli", LOSSES)
+    main([parent, "--tracking-uri", tracking_uri])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[1].startswith("best") and "cell.name=gru" in lines[1] and "12961" in lines[1]
+    assert f"{np.mean(LOSSES['gru']):.4g}" in lines[1]
+    assert "significantly better" in out
+    logged = {f.path for f in client.list_artifacts(parent, names.COMPARISON_ARTIFACTS)}
+    assert logged == {f"{names.COMPARISON_ARTIFACTS}/comparison.{ext}" for ext in ("md", "csv", "png")}
+    markdown = Path(client.download_artifacts(parent, f"{names.COMPARISON_ARTIFACTS}/comparison.md", str(tmp_path))).read_text()
+    assert "| best | cell.name=gru | 3 |" in markdown
+    # --experiment: the same runs without the parent
+    main(["--experiment", "compare-cli", "--tracking-uri", tracking_uri])
+    assert "cell.name=gru" in capsys.readouterr().out.splitlines()[1]
+
+
+def test_cli_names_a_missing_metric(tracking_uri, capsys):
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-metric", {"gru": [0.1, 0.2], "lstm": [0.3, 0.4]})
+    with pytest.raises(SystemExit) as exit_:
+        main([parent, "--tracking-uri", tracking_uri, "--metric", "test/accuracy"])
+    assert exit_.value.code == 1
+    assert "no run has the metric 'test/accuracy'" in capsys.readouterr().err

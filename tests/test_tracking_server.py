@@ -1,0 +1,151 @@
+"""A real `mlflow server` subprocess on a free loopback port: end to end with artifacts, credentials
+redacted, and an outage in the middle of training (the server stopped and restarted on the same port)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from seqlab import names
+
+from conftest import seqlab_env
+
+pytestmark = pytest.mark.slow
+SECRET = "hunter2-secret"
+
+
+class MlflowServer:
+    """`mlflow server` with a SQLite backend and served local artifacts; stop() and start() keep the port."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}", "--artifacts-destination", str(self.root / "artifacts")],
+            stdout=open(self.root / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("mlflow server did not start: " + (self.root / "server.log").read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the server and its workers: a crash, not a shutdown
+            self.proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = MlflowServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _seqlab(tmp_path: Path, uri: str, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqlab.train", f"tracking.uri={uri}", "tracking.system_metrics=false", *overrides],
+        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _the_run(client: MlflowClient):
+    [run] = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
+    return run
+
+
+def _wait_for_first_epoch(client: MlflowClient, proc: subprocess.Popen, timeout: float = 180) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        exp = client.get_experiment_by_name("seqlab")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        if runs and names.VAL_LOSS in runs[0].data.metrics:
+            return runs[0].info.run_id
+        time.sleep(0.3)
+    raise AssertionError("training never logged an epoch: " + (proc.stdout.read() if proc.poll() is not None else ""))
+
+
+EPOCHS = 6
+SLOW_EPOCHS = [f"trainer.max_epochs={EPOCHS}", "task.n_train=6000", "model.hidden_size=96"]
+
+
+def _assert_complete(client: MlflowClient, run_id: str) -> None:
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert len(client.get_metric_history(run_id, names.VAL_LOSS)) == EPOCHS
+    assert len(client.get_metric_history(run_id, names.TRAIN_LOSS)) == EPOCHS
+    assert names.TEST_LOSS in run.data.metrics
+    listed = {f.path for f in client.list_artifacts(run_id)}
+    assert {"checkpoints", "plots", "model", "config.yaml"} <= listed
+
+
+def test_end_to_end_against_a_server_with_credentials_in_the_uri(server, tmp_path):
+    uri = f"http://bob:{SECRET}@127.0.0.1:{server.port}"
+    proc = _seqlab(tmp_path, uri, "debug=fast")
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output[-4000:]
+    assert SECRET not in output
+    client = MlflowClient(server.uri)
+    run = _the_run(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["tracking.uri"] == f"http://***@127.0.0.1:{server.port}"
+    config_yaml = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert SECRET not in config_yaml + str(run.data.params) + str(run.data.tags)
+    assert {"checkpoints", "plots", "model"} <= {f.path for f in client.list_artifacts(run.info.run_id)}
+    assert list((tmp_path / "server").parent.glob("artifacts/**/*.ckpt")), "artifacts went to the server's store"
+
+
+def test_a_server_restarted_mid_training_loses_nothing(server, tmp_path):
+    client = MlflowClient(server.uri)
+    proc = _seqlab(tmp_path, server.uri, *SLOW_EPOCHS)
+    try:
+        run_id = _wait_for_first_epoch(client, proc)
+        server.stop()
+        time.sleep(6)  # training goes on meanwhile; its metrics wait in the spool
+        server.start()
+        output, _ = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-4000:]
+    _assert_complete(client, run_id)
+    assert not list(tmp_path.rglob("mlflow-spool")), "an emptied spool is removed"
+
+
+def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, tmp_path):
+    client = MlflowClient(server.uri)
+    proc = _seqlab(tmp_path, server.uri, *SLOW_EPOCHS, "tracking.outage_wait_s=3")
+    try:
+        run_id = _wait_for_first_epoch(client, proc)
+        server.stop()
+        output, _ = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, output[-4000:]
+    [spool] = list(tmp_path.rglob("mlflow-spool"))
+    assert "seqlab-upload" in output and str(spool) in output, output[-3000:]
+    assert (spool / "metrics.jsonl").exists() and list((spool / "artifacts").rglob("*.ckpt"))
+    server.start()
+    upload = subprocess.run([sys.executable, "-m", "seqlab.tracking.spool", str(spool), "--tracking-uri", server.uri],
+                            capture_output=True, text=True, timeout=300)
+    assert upload.returncode == 0, upload.stderr[-3000:]
+    _assert_complete(client, run_id)
+    assert not spool.exists()

@@ -1,0 +1,80 @@
+"""Hydra multiruns as MLflow parent runs, with the basic launcher and joblib's parallel processes on one
+SQLite store; the parent's status says whether every job finished."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from seqlab import names
+
+from conftest import TINY, runs_of, seqlab_env
+
+
+def _sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, MlflowClient]:
+    db = tmp_path / "mlflow.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "seqlab.train", "-m", f"tracking.uri=sqlite:///{db}", *TINY, *overrides],
+        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    return done, MlflowClient(f"sqlite:///{db}")
+
+
+def _parent_and_children(client: MlflowClient):
+    runs = runs_of(client, "seqlab")
+    parents = [r for r in runs if names.PARENT_RUN_TAG not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    children = [r for r in runs if r.data.tags.get(names.PARENT_RUN_TAG) == parents[0].info.run_id]
+    assert len(children) == len(runs) - 1, "every job's run is nested under the parent"
+    return parents[0], children
+
+
+def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_parent(tmp_path):
+    done, client = _sweep(tmp_path, "cell=rnn,gru", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                          "tracking.system_metrics=false")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "database is locked" not in output
+    parent, children = _parent_and_children(client)
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "sweep cell=rnn,gru seed=0,1"
+    assert parent.data.params["cell"] == "rnn,gru" and parent.data.params["seed"] == "0,1"
+    assert parent.data.tags[names.SWEEP_JOBS_TAG] == "4"
+    assert sorted(c.info.run_name for c in children) == ["gru-sine-s0", "gru-sine-s1", "rnn-sine-s0", "rnn-sine-s1"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert sorted(c.data.tags[names.JOB_NUM_TAG] for c in children) == ["0", "1", "2", "3"]
+    threads = str(max(1, (os.cpu_count() or 1) // 2))  # two jobs share the cores
+    for child in children:  # each job logged every metric it trained for
+        assert names.TEST_LOSS in child.data.metrics and names.VAL_LOSS in child.data.metrics
+        assert child.data.params[names.TORCH_THREADS] == threads
+
+
+@pytest.mark.slow
+def test_a_failing_job_makes_the_parent_failed_and_named(tmp_path):
+    done, client = _sweep(tmp_path, "task=adding", "optimizer=sgd", "optimizer.lr=0.01,1e30",
+                          "trainer.limit_train_batches=5", "tracking.system_metrics=false")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-4000:]
+    assert "diverged" in output
+    parent, children = _parent_and_children(client)
+    # Hydra's basic launcher runs the rest of the batch, then raises: both jobs have runs
+    statuses = {c.data.tags[names.JOB_NUM_TAG]: c.info.status for c in children}
+    assert statuses == {"0": "FINISHED", "1": "FAILED"}, statuses
+    assert "optimizer.lr=1e+30" in next(c for c in children if c.info.status == "FAILED").data.tags[names.JOB_OVERRIDES_TAG]
+    assert parent.info.status == "FAILED"
+    failed = parent.data.tags[names.FAILED_JOBS_TAG]
+    assert failed.startswith("job 1 (") and "optimizer.lr=1e+30" in failed and "FAILED DivergedError" in failed
+    assert "job 0" not in failed
+    assert "jobs that did not finish" in output
+
+
+def test_a_single_run_stays_top_level(make_cfg, client):
+    from seqlab.train import train
+
+    cfg = make_cfg()
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert names.PARENT_RUN_TAG not in run.data.tags and names.JOB_NUM_TAG not in run.data.tags
