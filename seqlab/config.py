@@ -94,7 +94,8 @@ def _choice(key: str, value: Any, allowed) -> None:
         raise ConfigError(f"Invalid {key}={value!r}. Allowed: {', '.join(map(str, allowed))}.")
 
 
-def _at_least(key: str, value: Any, low: int, hint: str = "") -> None:
+def at_least(key: str, value: Any, low: int, hint: str = "") -> None:
+    """Refuse anything but an integer >= low (a bool is not an integer here)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"Invalid {key}={value!r}: it must be an integer >= {low}{hint}.")
 
@@ -158,10 +159,10 @@ def validate(cfg: DictConfig) -> None:
     cell, model, norm = cfg.cell, cfg.model, cfg.norm
     _choice("cell.name", cell.name, list(CELLS))
     _choice("cell.nonlinearity", cell.nonlinearity, NONLINEARITIES)
-    _at_least("model.hidden_size", model.hidden_size, 1, " (e.g. model.hidden_size=64)")
+    at_least("model.hidden_size", model.hidden_size, 1, " (e.g. model.hidden_size=64)")
     if model.param_budget is not None:
-        _at_least("model.param_budget", model.param_budget, 1, " (trainable parameters, e.g. model.param_budget=20000)")
-    _at_least("model.num_layers", model.num_layers, 1)
+        at_least("model.param_budget", model.param_budget, 1, " (trainable parameters, e.g. model.param_budget=20000)")
+    at_least("model.num_layers", model.num_layers, 1)
     if not 0.0 <= model.dropout < 1.0:
         raise ConfigError(f"Invalid model.dropout={model.dropout}: it must be a probability in [0, 1).")
     _choice("model.activation", model.activation, list(ACTIVATIONS))
@@ -169,11 +170,11 @@ def validate(cfg: DictConfig) -> None:
     _choice("model.frontend", model.frontend, FRONTENDS)
     _choice("model.pool", model.pool, list(POOLS))
     for key in ("attention_heads", "conv_channels", "conv_kernel", "pool_size", "embedding_dim"):
-        _at_least(f"model.{key}", model[key], 1)
+        at_least(f"model.{key}", model[key], 1)
     if model.head_hidden is not None:
-        _at_least("model.head_hidden", model.head_hidden, 1)
+        at_least("model.head_hidden", model.head_hidden, 1)
     _choice("norm", norm.name, NORMS)
-    _at_least("norm.num_groups", norm.num_groups, 1)
+    at_least("norm.num_groups", norm.num_groups, 1)
 
     width = model.hidden_size * (2 if model.bidirectional else 1)
     directions = "2 directions" if model.bidirectional else "1 direction"
@@ -217,9 +218,9 @@ def validate(cfg: DictConfig) -> None:
             f"{culprit} lets the prediction at a step see later steps, but task={task_cls.name} predicts the "
             "next step from the past only; use model.bidirectional=false and model.frontend=none."
         )
-    _at_least("seed", cfg.seed, 0)
+    at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:
-        _at_least("torch_threads", cfg.torch_threads, 1)
+        at_least("torch_threads", cfg.torch_threads, 1)
     if cfg.tracking.outage_wait_s < 0:
         raise ConfigError(f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds.")
 

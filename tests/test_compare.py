@@ -1,12 +1,11 @@
 """seqlab-compare's statistics on runs with known metrics in a real SQLite store, checked against scipy."""
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from scipy import stats
 
 from seqlab import names

@@ -1,6 +1,5 @@
 """Real Lightning training of each cell for a few batches, checked by what lands in a real MLflow store."""
 
-import os
 import signal
 import subprocess
 import sys

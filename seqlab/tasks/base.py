@@ -2,8 +2,8 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from seqlab import names
+from seqlab.errors import ConfigError
 from seqlab.tasks.batching import TensorSplit, batch_loader
 
 
@@ -100,6 +101,15 @@ class Task(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", shuffle=False)
+
+
+def check_split_fractions(val: Any, test: Any) -> None:
+    """Fractions of the examples for validation and test; the rest trains."""
+    if not (isinstance(val, float | int) and isinstance(test, float | int) and 0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise ConfigError(
+            f"Invalid task.val_fraction={val} / task.test_fraction={test}: each must be in (0, 1) and "
+            "their sum below 1 (the rest is the training split)."
+        )
 
 
 def default_metrics(kind: TaskKind, spec: TaskSpec) -> MetricCollection:

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+from seqlab.config import at_least
 from seqlab.errors import ConfigError, DataError
-from seqlab.tasks.base import Task, TaskKind, TaskSpec
+from seqlab.tasks.base import Task, TaskKind, TaskSpec, check_split_fractions
 from seqlab.tasks.table import read_table
-from seqlab.tasks.windows import WindowSplit, zscore
+from seqlab.tasks.windows import forecast_splits, zscore
 
 
 class CsvTask(Task):
@@ -45,15 +46,8 @@ class CsvTask(Task):
             if not options.get(key):
                 raise ConfigError(f"task=csv needs task.{key}: e.g. task.path=my_series.csv task.target=load.")
         for key in ("window", "horizon"):
-            value = options.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"Invalid task.{key}={value!r}: it must be an integer >= 1.")
-        val, test = options.get("val_fraction"), options.get("test_fraction")
-        if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-            raise ConfigError(
-                f"Invalid task.val_fraction={val} / task.test_fraction={test}: each must be in (0, 1) and "
-                "their sum below 1 (the rest is the training split)."
-            )
+            at_least(f"task.{key}", options.get(key), 1)
+        check_split_fractions(options.get("val_fraction"), options.get("test_fraction"))
 
     def build(self):
         if self.path is None or self.target is None:
@@ -88,12 +82,7 @@ class CsvTask(Task):
         x = scaled[:, [used.index(c) for c in inputs]]
         y = scaled[:, [used.index(self.target)]]
         self.n_inputs = len(inputs)
-        w, h = self.window, self.horizon
-        return {
-            "train": WindowSplit(x, y, 0, train_end, w, h),
-            "val": WindowSplit(x, y, train_end - w, val_end, w, h),
-            "test": WindowSplit(x, y, val_end - w, rows, w, h),
-        }
+        return forecast_splits(x, y, train_end, val_end, rows, self.window, self.horizon)
 
     def spec(self) -> TaskSpec:
         self.prepare()

@@ -2,8 +2,7 @@
 
 import torch
 
-from seqlab.errors import ConfigError
-from seqlab.tasks.base import Task, TaskKind, TaskSpec, seeded_generator
+from seqlab.tasks.base import Task, TaskKind, TaskSpec, check_split_fractions, seeded_generator
 from seqlab.tasks.batching import TensorSplit
 
 SPLIT_SEED = 0  # one fixed split for every run, so cells and seeds compare on the same test images
@@ -29,12 +28,7 @@ class DigitsTask(Task):
 
     @classmethod
     def check(cls, options) -> None:
-        val, test = options.get("val_fraction"), options.get("test_fraction")
-        if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-            raise ConfigError(
-                f"Invalid task.val_fraction={val} / task.test_fraction={test}: each must be in (0, 1) and "
-                "their sum below 1 (the rest is the training split)."
-            )
+        check_split_fractions(options.get("val_fraction"), options.get("test_fraction"))
 
     def build(self):
         from sklearn.datasets import load_digits

@@ -3,11 +3,12 @@
 from pathlib import Path
 from typing import ClassVar
 
+from seqlab.config import at_least
 from seqlab.errors import ConfigError
 from seqlab.tasks.base import Task, TaskKind, TaskSpec
 from seqlab.tasks.download import fetch
 from seqlab.tasks.table import read_table
-from seqlab.tasks.windows import WindowSplit, zscore
+from seqlab.tasks.windows import forecast_splits, zscore
 
 # Informer's borders in rows: 12 / 4 / 4 months of 30 days; hourly sets, the 15-minute ones are x4.
 HOURLY_BORDERS = (8640, 11520, 14400)
@@ -55,9 +56,7 @@ class ETTTask(Task):
             allowed = "; ".join(f"{k} ({v})" for k, v in FEATURES.items())
             raise ConfigError(f"Invalid task.features={options.get('features')!r}. Allowed: {allowed}.")
         for key in ("window", "horizon"):
-            value = options.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"Invalid task.{key}={value!r}: it must be an integer >= 1.")
+            at_least(f"task.{key}", options.get(key), 1)
         scale = ROWS_PER_HOUR[options["dataset"]]
         train_rows, eval_rows = HOURLY_BORDERS[0] * scale, (HOURLY_BORDERS[1] - HOURLY_BORDERS[0]) * scale
         window, horizon = options["window"], options["horizon"]
@@ -85,12 +84,7 @@ class ETTTask(Task):
         x = scaled[:, [columns.index(c) for c in inputs]]
         y = scaled[:, [columns.index(c) for c in targets]]
         self.n_inputs, self.n_targets = len(inputs), len(targets)
-        w, h = self.window, self.horizon
-        return {
-            "train": WindowSplit(x, y, 0, train_end, w, h),
-            "val": WindowSplit(x, y, train_end - w, val_end, w, h),
-            "test": WindowSplit(x, y, val_end - w, test_end, w, h),
-        }
+        return forecast_splits(x, y, train_end, val_end, test_end, self.window, self.horizon)
 
     def spec(self) -> TaskSpec:
         self.prepare()

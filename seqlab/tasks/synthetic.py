@@ -6,10 +6,11 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from seqlab.config import at_least
 from seqlab.errors import ConfigError
 from seqlab.tasks.base import Task, TaskKind, TaskSpec, seeded_generator
 from seqlab.tasks.batching import TensorSplit
-from seqlab.tasks.windows import WindowSplit, zscore
+from seqlab.tasks.windows import forecast_splits, zscore
 
 
 def _split(n_train: int, n_val: int, n_test: int, **tensors: torch.Tensor) -> dict[str, TensorSplit]:
@@ -135,10 +136,8 @@ class CopyTask(Task):
 
     @classmethod
     def check(cls, options) -> None:
-        for key in ("delay", "n_symbols"):
-            value = options.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "delay" else 1):
-                raise ConfigError(f"Invalid task.{key}={value!r}: it must be an integer >= {0 if key == 'delay' else 1}.")
+        at_least("task.delay", options.get("delay"), 0)
+        at_least("task.n_symbols", options.get("n_symbols"), 1)
         if not isinstance(options.get("alphabet"), int) or options.get("alphabet") < 2:
             raise ConfigError(f"Invalid task.alphabet={options.get('alphabet')!r}: it must be an integer >= 2.")
 
@@ -214,12 +213,8 @@ class MackeyGlassTask(Task):
         rows = self.n_train + self.n_val + self.n_test
         series = mackey_glass(rows, tau=self.tau, x0=x0).unsqueeze(-1)  # (rows, 1)
         series, _, _ = zscore(series, slice(0, self.n_train))
-        a, b, w, h = self.n_train, self.n_train + self.n_val, self.window, self.horizon
-        return {
-            "train": WindowSplit(series, series, 0, a, w, h),
-            "val": WindowSplit(series, series, a - w, b, w, h),
-            "test": WindowSplit(series, series, b - w, rows, w, h),
-        }
+        val_end = self.n_train + self.n_val
+        return forecast_splits(series, series, self.n_train, val_end, rows, self.window, self.horizon)
 
     def spec(self) -> TaskSpec:
         return TaskSpec(kind=self.kind, input_size=1, output_size=self.horizon)

@@ -40,6 +40,18 @@ class WindowSplit:
         return {"x": x, "y": y}
 
 
+def forecast_splits(
+    inputs: torch.Tensor, targets: torch.Tensor, train_end: int, val_end: int, test_end: int, window: int, horizon: int
+) -> dict[str, WindowSplit]:
+    """Chronological train/val/test windows; val and test start `window` rows before their border, so their
+    first target is the border's row (the protocol of Informer and the papers after it)."""
+    return {
+        "train": WindowSplit(inputs, targets, 0, train_end, window, horizon),
+        "val": WindowSplit(inputs, targets, train_end - window, val_end, window, horizon),
+        "test": WindowSplit(inputs, targets, val_end - window, test_end, window, horizon),
+    }
+
+
 def zscore(series: torch.Tensor, fit_rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Standardize every column with the mean and std of `fit_rows` only (the training rows: no leak)."""
     fit = series[fit_rows]
