@@ -16,6 +16,7 @@ from seqlab.tracking.spool import Spool
 
 log = logging.getLogger(__name__)
 RETRY_EVERY_S = 2.0  # while the store does not answer, how often the sender tries the oldest batch again
+MAX_METRICS_PER_REQUEST = 1000  # MLflow's limit for one log_batch
 
 
 class MlflowMetricLogger(Logger):
@@ -67,15 +68,27 @@ class MlflowMetricLogger(Logger):
             except queue.Empty:
                 batch = None
             else:
-                if batch is not None:
-                    self._unsent.append(batch)
-                self._queue.task_done()
+                self._take(batch)
+                while True:  # whatever else is queued goes in the same request: fewer writes, less GIL
+                    try:
+                        self._take(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
             self._send_unsent()
+
+    def _take(self, batch: list[Metric] | None) -> None:
+        if batch is not None:
+            self._unsent.append(batch)
+        self._queue.task_done()
 
     def _send_unsent(self) -> None:
         while self._unsent:
+            n, size = 0, 0  # the oldest batches that fit in one request (at least one)
+            while n < len(self._unsent) and (n == 0 or size + len(self._unsent[n]) <= MAX_METRICS_PER_REQUEST):
+                size += len(self._unsent[n])
+                n += 1
             try:
-                self.client.log_batch(self.run_id, metrics=self._unsent[0])
+                self.client.log_batch(self.run_id, metrics=[m for batch in self._unsent[:n] for m in batch])
             except Exception as exc:  # any store failure: keep the batch, try again later
                 if self.store_error is None:
                     log.warning("seqlab: the tracking store did not take metrics (%s); keeping them and retrying", exc)
@@ -84,7 +97,7 @@ class MlflowMetricLogger(Logger):
                     self.spool.save_metrics(self._unsent)
                     self._spooled = True
                 return
-            self._unsent.pop(0)
+            del self._unsent[:n]
             if self.store_error is not None:
                 log.warning("seqlab: the tracking store answers again; sending the metrics kept meanwhile")
                 self.store_error = None
