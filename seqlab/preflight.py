@@ -89,14 +89,25 @@ def jobs_of(argv: list[str]) -> list[list[str]] | None:
     return [job for batch in BasicSweeper.split_arguments(ours, None) for job in batch]
 
 
-def preflight(argv: list[str]) -> None:
-    """Raise ConfigError for the first job of the command line whose config is invalid."""
+def _preset_sweep(job: list[str]) -> list[str]:
+    """The sweep an experiment preset declares in `hydra.sweeper.params`, as overrides."""
+    params = compose(CONFIG_NAME, overrides=job, return_hydra_config=True).hydra.sweeper.get("params") or {}
+    return [f"{key}={value}" for key, value in params.items()]
+
+
+def preflight(argv: list[str]) -> list[list[str]]:
+    """Raise ConfigError for the first job of the command line whose config is invalid; the jobs checked."""
     jobs = jobs_of(argv)
     if not jobs:
-        return
+        return []
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         groups = set(GlobalHydra.instance().config_loader().list_groups(""))
+        if any(a in _FLAGS_WITH_JOBS for a in argv):
+            _compose_job(jobs[0], groups)  # a bad override is explained before the preset is read
+            preset = _preset_sweep(jobs[0])
+            if preset:  # like Hydra's basic sweeper: the preset's sweep, then the command line on top
+                jobs = jobs_of(["--multirun", *preset, *(a for a in argv if not a.startswith("-"))]) or jobs
         for job in jobs:
             cfg = _compose_job(job, groups)
             try:
@@ -107,3 +118,4 @@ def preflight(argv: list[str]) -> None:
                     raise ConfigError(f"{err} (sweep job: {' '.join(job) or 'defaults'})") from err
                 raise
     GlobalHydra.instance().clear()
+    return jobs

@@ -107,3 +107,13 @@ def test_cli_help_and_cfg_job_work(tmp_path: Path):
     shown = subprocess.run([sys.executable, "-m", "seqlab.train", "cell=gru", "--cfg", "job"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "name: gru" in shown.stdout
+
+
+def test_a_preset_sweep_is_expanded_and_the_command_line_wins():
+    jobs = preflight(["-m", "experiment=chung2014_jsb"])
+    assert len(jobs) == 9  # the preset's hydra.sweeper.params: 3 cells x 3 seeds
+    assert {j for job in jobs for j in job if j.startswith("cell=")} == {"cell=rnn", "cell=gru", "cell=lstm"}
+    jobs = preflight(["-m", "experiment=chung2014_jsb", "seed=7"])
+    assert len(jobs) == 3 and all("seed=7" in job for job in jobs)
+    with pytest.raises(ConfigError, match=r"model.dropout=1.5.*sweep job"):
+        preflight(["-m", "experiment=chung2014_jsb", "model.dropout=1.5"])
