@@ -6,6 +6,15 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 
+def gather_rows(source: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """source[rows] for an index tensor of any shape, via index_select on the flattened index.
+
+    Several times faster than advanced indexing on CPU (`seqlab-bench data`): advanced indexing pays a
+    multi-threaded kernel's overhead per call. Every batch of every task is cut with this.
+    """
+    return source.index_select(0, rows.reshape(-1)).view(*rows.shape, *source.shape[1:])
+
+
 class TensorSplit:
     """One split of a task as tensors with a shared first (example) dimension.
 
@@ -22,7 +31,7 @@ class TensorSplit:
         return next(iter(self.tensors.values())).shape[0]
 
     def __getitem__(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: t.index_select(0, index) for name, t in self.tensors.items()}  # faster than t[index]
+        return {name: gather_rows(t, index) for name, t in self.tensors.items()}
 
 
 class EpochBatchSampler(Sampler[torch.Tensor]):

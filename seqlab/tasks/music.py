@@ -14,6 +14,7 @@ from torchmetrics import MetricCollection
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.losses import BernoulliNLL
 from seqlab.tasks.base import Task, TaskKind, TaskSpec
+from seqlab.tasks.batching import gather_rows
 from seqlab.tasks.download import fetch
 
 N_KEYS = 88  # column j is MIDI pitch 21 + j
@@ -41,8 +42,8 @@ class PaddedSequences:
         t = torch.arange(int(steps.max()))  # (T,)
         mask = t < steps.unsqueeze(1)  # (B, T)
         rows = self.offsets[index].unsqueeze(1) + torch.minimum(t, (steps - 1).clamp(min=0).unsqueeze(1))
-        x = self.flat[rows] * mask.unsqueeze(-1)  # (B, T, 88), zero past the end
-        y = self.flat[rows + 1] * mask.unsqueeze(-1)
+        x = gather_rows(self.flat, rows) * mask.unsqueeze(-1)  # (B, T, 88), zero past the end
+        y = gather_rows(self.flat, rows + 1) * mask.unsqueeze(-1)
         return {"x": x, "y": y, "mask": mask}
 
 
