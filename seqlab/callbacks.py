@@ -24,11 +24,13 @@ class DivergenceGuard(L.Callback):
 
 
 class EpochSummary(L.Callback):
-    """One log line per epoch with the epoch's metrics (the progress bar is off in sweeps)."""
+    """One log line per epoch with the epoch's metrics (the progress bar is off in sweeps).
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+    At the training epoch's end, after validation: both the epoch's training loss and its validation
+    metrics are known then.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         shown = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith(names.TEST)}
         text = "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
         log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, text)

@@ -40,6 +40,21 @@ def test_each_cell_trains_and_lands_in_mlflow(cell, make_cfg, client):
     assert f"name: {cell}" in Path(config_yaml).read_text()
 
 
+def test_train_loss_is_the_epoch_mean_and_step_loss_follows_log_every_n_steps(make_cfg, client):
+    # 8 batches an epoch, 3 epochs: the step loss lands on steps 4, 9, 14, 19 (Lightning's rule for
+    # log_every_n_steps=5), the epoch loss once per epoch, at the epoch's last step.
+    cfg = make_cfg("task=adding", "task.n_train=256", "task.batch_size=32", "trainer.max_epochs=3",
+                   "trainer.limit_train_batches=null", "trainer.log_every_n_steps=5")
+    train(cfg)
+    run_id = runs_of(client, cfg.tracking.experiment)[0].info.run_id
+    steps = lambda key: [m.step for m in client.get_metric_history(run_id, key)]  # noqa: E731
+    assert sorted(steps(names.TRAIN_STEP_LOSS)) == [4, 9, 14, 19]
+    assert sorted(steps(names.TRAIN_LOSS)) == [7, 15, 23]
+    step_losses = sorted(client.get_metric_history(run_id, names.TRAIN_STEP_LOSS), key=lambda m: m.step)
+    epoch_losses = sorted(client.get_metric_history(run_id, names.TRAIN_LOSS), key=lambda m: m.step)
+    assert epoch_losses[0].value != step_losses[0].value  # a mean over the epoch, not a single step
+
+
 def test_parameter_count_differs_by_cell_as_torch_says(make_cfg, client):
     # LSTM has 4 gates, GRU 3, RNN 1: the recurrent weights scale 4:3:1.
     counts = {}
