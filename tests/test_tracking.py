@@ -89,3 +89,30 @@ def test_unreachable_server_is_refused_in_seconds_before_training(make_cfg, tmp_
     assert f"http://***@127.0.0.1:{port}" in message and SECRET not in message
     assert "not reachable" in message
     assert not Path(cfg.paths.output_dir, "checkpoints").exists(), "training must not have started"
+
+
+def test_step_metrics_are_written_in_few_requests_and_flush_does_not_wait_out_the_pause(tmp_path):
+    # One write per step would have the store compete with training (seqlab-bench logging): 200 steps,
+    # one every 5 ms, land in a handful of log_batch calls, all of them, and flush sends at once.
+    from mlflow import MlflowClient
+
+    from seqlab.tracking.logger import MlflowMetricLogger
+
+    class CountingClient(MlflowClient):
+        requests = 0
+
+        def log_batch(self, *args, **kwargs):
+            CountingClient.requests += 1
+            return super().log_batch(*args, **kwargs)
+
+    client = CountingClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("burst")).info.run_id
+    logger = MlflowMetricLogger(client, run_id, send_every_s=5.0)
+    for step in range(200):
+        logger.log_metrics({"train/step_loss": 1.0 / (step + 1)}, step=step)
+        time.sleep(0.005)
+    started = time.monotonic()
+    assert logger.flush(wait_s=30)
+    assert time.monotonic() - started < 4.0  # well under the 5 s pause
+    assert CountingClient.requests <= 3
+    assert sorted(m.step for m in client.get_metric_history(run_id, "train/step_loss")) == list(range(200))

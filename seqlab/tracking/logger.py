@@ -17,6 +17,7 @@ from seqlab.tracking.spool import Spool
 log = logging.getLogger(__name__)
 RETRY_EVERY_S = 2.0  # while the store does not answer, how often the sender tries the oldest batch again
 MAX_METRICS_PER_REQUEST = 1000  # MLflow's limit for one log_batch
+SEND_EVERY_S = 1.0  # at most one write a second: what arrives meanwhile goes in the same request
 
 
 class MlflowMetricLogger(Logger):
@@ -27,16 +28,23 @@ class MlflowMetricLogger(Logger):
     writes them in order. When the store fails (a tracking server down, a locked SQLite file), the
     batches it could not take stay queued and are kept in the spool on disk, and the sender tries
     again every few seconds, so an outage loses nothing and never stops training.
+
+    The sender writes at most once every `send_every_s`: with log_every_n_steps=1 a write per step
+    would have the store (a server sharing the machine, or SQLite) and the sender's own Python compete
+    with training for the CPU and the GIL (`seqlab-bench logging`). `flush` cuts the wait short.
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, spool: Spool | None = None) -> None:
+    def __init__(
+        self, client: MlflowClient, run_id: str, spool: Spool | None = None, send_every_s: float = SEND_EVERY_S
+    ) -> None:
         super().__init__()
-        self.client, self.run_id, self.spool = client, run_id, spool
+        self.client, self.run_id, self.spool, self.send_every_s = client, run_id, spool, send_every_s
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # (step, value) of every metric logged
         self.store_error: str | None = None  # the last failure while the store is not answering
         self._queue: queue.Queue[list[Metric] | None] = queue.Queue()
         self._unsent: list[list[Metric]] = []  # owned by the sender thread, oldest first
         self._spooled = False
+        self._hurry = threading.Event()  # set by flush: send what is queued now, without the pause
         self._sender = threading.Thread(target=self._send_forever, name="seqlab-metrics", daemon=True)
         self._sender.start()
 
@@ -74,7 +82,10 @@ class MlflowMetricLogger(Logger):
                         self._take(self._queue.get_nowait())
                     except queue.Empty:
                         break
+            sent_at = time.monotonic()
             self._send_unsent()
+            if self._hurry.wait(max(0.0, self.send_every_s - (time.monotonic() - sent_at))):
+                self._hurry.clear()
 
     def _take(self, batch: list[Metric] | None) -> None:
         if batch is not None:
@@ -113,6 +124,7 @@ class MlflowMetricLogger(Logger):
         """Wait until every metric is written (True), or until wait_s passed with some unsent (False)."""
         deadline = None if wait_s is None else time.monotonic() + wait_s
         while self.pending():
+            self._hurry.set()
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
