@@ -2,8 +2,10 @@
 SQLite store; the parent's status says whether every job finished."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,41 @@ def test_a_single_run_stays_top_level(make_cfg, client):
     train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     assert names.PARENT_RUN_TAG not in run.data.tags and names.JOB_NUM_TAG not in run.data.tags
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_sigterm_to_a_sweep_leaves_no_run_running_and_no_job_process(launcher, tmp_path):
+    # A scheduler stopping the sweep signals the launching process only: its jobs (joblib's worker
+    # processes) must stop too, every run must end KILLED, the parent included, and nothing be left over.
+    import psutil
+
+    db = tmp_path / "mlflow.db"
+    extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqlab.train", "-m", f"tracking.uri=sqlite:///{db}", "task=adding",
+         "cell=rnn,gru", "seed=0,1", "trainer.max_epochs=200", "tracking.system_metrics=false", *extra],
+        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    client = MlflowClient(f"sqlite:///{db}")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until jobs are training
+        try:
+            exp = client.get_experiment_by_name("seqlab")
+            running = exp and client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+            if running and len(running) >= (3 if launcher == "joblib" else 2):  # parent + job(s)
+                break
+        except Exception:  # the store is still being created
+            pass
+        time.sleep(1)
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    time.sleep(3)  # a few batches into training
+    jobs = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output[-3000:]
+    gone, alive = psutil.wait_procs(jobs, timeout=30)
+    assert not alive, f"job processes left running: {alive}"
+    parent, children = _parent_and_children(client)
+    assert parent.info.status == "KILLED", output[-3000:]
+    assert children and all(c.info.status == "KILLED" for c in children), [(c.info.run_name, c.info.status) for c in children]
+    assert all(names.SIGNAL_TAG in c.data.tags for c in children)

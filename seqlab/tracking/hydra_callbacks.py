@@ -1,6 +1,8 @@
 """Hydra callbacks: a sweep as a parent run; say where the runs went once a run or a sweep ends."""
 
 import atexit
+import signal
+import threading
 import time
 from typing import Any
 
@@ -8,6 +10,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from seqlab import names
+
+STOP_JOBS_WAIT_S = 20.0
 
 
 class WhereRunsAre(Callback):
@@ -57,6 +61,10 @@ class SweepParentRun(Callback):
 
     Hydra's sweepers raise at the end of a batch in which a job failed, so on_multirun_end never
     comes: the parent is then ended at interpreter exit, FAILED and naming the jobs that failed.
+
+    SIGTERM to the launching process (a scheduler stopping the sweep) is passed on to the job
+    processes (joblib's workers), which end their runs KILLED, and then stops the sweep like Ctrl-C;
+    Python's default would end the process without ending the parent run.
     """
 
     def __init__(self) -> None:
@@ -69,6 +77,8 @@ class SweepParentRun(Callback):
         self.config = config
         self.parent_run_id = start_sweep(config)
         atexit.register(self._end)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _stop_sweep)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._end()
@@ -83,3 +93,19 @@ class SweepParentRun(Callback):
             end_sweep(self.config, parent)
         except Exception as exc:  # never hide the sweep's own outcome behind this one
             print(f"seqlab: could not end the sweep's parent run {parent}: {exc}")
+
+
+def _stop_sweep(signum: int, frame: Any) -> None:
+    """SIGTERM in the launching process: pass it on to the job processes, then stop like Ctrl-C."""
+    import psutil  # an MLflow dependency (its system metrics)
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    # Time for each job to stop at its next batch and end its run KILLED (seqlab waits <= 10 s for the
+    # store then); a job's run still RUNNING after this is ended by the parent (end_sweep).
+    psutil.wait_procs(children, timeout=STOP_JOBS_WAIT_S)
+    raise KeyboardInterrupt

@@ -108,15 +108,29 @@ def failed_jobs(config: DictConfig, parent_run_id: str) -> list[str]:
 
 
 def end_sweep(config: DictConfig, parent_run_id: str) -> str:
-    """Give the parent its final status from its jobs' runs; returns it."""
+    """Give the parent its final status from its jobs' runs; returns it.
+
+    A job run still RUNNING once the sweep is over belongs to a process that was killed before it
+    could end it (joblib stops its workers on Ctrl-C or SIGTERM): it is ended here, KILLED. The parent
+    is KILLED when any job was stopped by a signal, FAILED when any other did not finish.
+    """
     from seqlab.tracking.run import open_experiment, resolve_tracking_uri
 
     os.environ.pop(PARENT_RUN_ENV, None)
-    client, _ = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
+    client, experiment_id = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
+    children = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=50000
+    )
+    killed = False
+    for run in children:
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, names.SIGNAL_TAG, "its process was stopped with the sweep")
+            client.set_terminated(run.info.run_id, "KILLED")
+        killed = killed or run.info.status == "RUNNING" or names.SIGNAL_TAG in run.data.tags
     failed = failed_jobs(config, parent_run_id)
+    status = "KILLED" if killed else "FAILED" if failed else "FINISHED"
     if failed:
         client.set_tag(parent_run_id, names.FAILED_JOBS_TAG, "\n".join(failed)[:5000])
-        print(f"seqlab: the sweep's parent run {parent_run_id} is FAILED; jobs that did not finish:\n  " + "\n  ".join(failed))
-    status = "FAILED" if failed else "FINISHED"
+        print(f"seqlab: the sweep's parent run {parent_run_id} is {status}; jobs that did not finish:\n  " + "\n  ".join(failed))
     client.set_terminated(parent_run_id, status)
     return status
