@@ -34,7 +34,7 @@ class ModelConfig:
     activation: str = "relu"  # the head's hidden activation (and the conv front-end's)
     readout: str = "last"  # how a sequence becomes one vector: last | mean | max | attention
     attention_heads: int = 1  # heads of the attention readout
-    head_hidden: int | None = None  # width of the head's hidden layer; None: hidden_size
+    head_hidden: int | None = None  # width of the head's hidden layer; None: hidden_size; 0: a linear head
     frontend: str = "none"  # none | conv1d
     conv_channels: int = 32
     conv_kernel: int = 3
@@ -172,7 +172,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("attention_heads", "conv_channels", "conv_kernel", "pool_size", "embedding_dim"):
         at_least(f"model.{key}", model[key], 1)
     if model.head_hidden is not None:
-        at_least("model.head_hidden", model.head_hidden, 1)
+        at_least("model.head_hidden", model.head_hidden, 0)
     _choice("norm", norm.name, NORMS)
     at_least("norm.num_groups", norm.num_groups, 1)
 

@@ -81,3 +81,17 @@ def test_count_parameters_counts_trainable_only():
     total = count_parameters(net)
     net.head[-1].weight.requires_grad_(False)
     assert count_parameters(net) == total - net.head[-1].weight.numel()
+
+
+def test_head_hidden_zero_is_a_linear_read_out_and_the_budget_goes_to_the_cell():
+    from seqlab.models.budget import fit_budget
+
+    spec = TaskSpec(kind=TaskKind.REGRESSION, input_size=88, output_size=88, per_step=True)
+    linear = SequenceNet(spec, cell="rnn", hidden_size=100, head_hidden=0)
+    # Chung et al. 2014's tanh-RNN: 88 inputs, 100 units, 88 outputs straight from the state
+    assert count_parameters(linear) == 88 * 100 + 100 * 100 + 2 * 100 + 100 * 88 + 88
+    assert [type(m).__name__ for m in linear.head] == ["Dropout", "Linear"]
+    mlp = SequenceNet(spec, cell="rnn", hidden_size=100)
+    assert count_parameters(mlp) == count_parameters(linear) + 100 * 100 + 100
+    sizes = {head: fit_budget(20000, spec, cell="rnn", head_hidden=head)["hidden_size"] for head in (0, None)}
+    assert sizes[0] > sizes[None]  # without the hidden layer, more of the budget is the recurrent state

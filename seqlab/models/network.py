@@ -116,14 +116,17 @@ class SequenceNet(nn.Module):
         if readout == "attention" and not spec.per_step:
             self.query = nn.Parameter(torch.randn(1, 1, width) / width**0.5)
             self.attention = nn.MultiheadAttention(width, attention_heads, batch_first=True)
-        head_hidden = head_hidden or hidden_size
+        head_hidden = hidden_size if head_hidden is None else head_hidden
         self.head_hidden = head_hidden
-        self.head = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(width, head_hidden),
-            ACTIVATIONS[activation](),
-            nn.Linear(head_hidden, spec.output_size),
-        )
+        if head_hidden == 0:  # a linear read-out, as in Chung et al. 2014: the budget goes to the cell
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, spec.output_size))
+        else:
+            self.head = nn.Sequential(
+                nn.Dropout(dropout),
+                nn.Linear(width, head_hidden),
+                ACTIVATIONS[activation](),
+                nn.Linear(head_hidden, spec.output_size),
+            )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) floats or (B, T) symbols -> (B, T', D) normalized recurrent outputs."""
