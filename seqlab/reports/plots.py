@@ -10,6 +10,8 @@ import numpy as np  # noqa: E402
 
 from seqlab import names  # noqa: E402
 
+LEGEND_AT = "upper right"  # not matplotlib's "best": its search over every plotted point is slow on long series
+
 
 def save(fig: "plt.Figure", path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,13 +31,13 @@ def learning_curves(history: dict[str, list[tuple[int, float]]], path: Path, tit
     axes[0, 0].set(xlabel="step", ylabel="loss", title=title)
     if losses and min(v for k in losses for _, v in history[k]) > 0:
         axes[0, 0].set_yscale("log")
-    axes[0, 0].legend()
+    axes[0, 0].legend(loc=LEGEND_AT)
     for key in others:
         steps, values = zip(*history[key])
         axes[0, 1].plot(steps, values, marker="o", ms=3, label=key)
     if others:
         axes[0, 1].set(xlabel="step", title="validation metrics")
-        axes[0, 1].legend()
+        axes[0, 1].legend(loc=LEGEND_AT)
     return save(fig, path)
 
 
@@ -48,7 +50,7 @@ def predictions_vs_truth(x: np.ndarray, truth: np.ndarray, predicted: np.ndarray
         ax.plot(truth.reshape(len(truth), -1)[shown, 0], "o", label="true class")
         ax.plot(predicted.reshape(len(predicted), -1)[shown].argmax(-1) if predicted.ndim > 1 else predicted[shown], "x", label="predicted")
         ax.set(xlabel="test example", ylabel="class", title=title)
-        ax.legend()
+        ax.legend(loc=LEGEND_AT)
         return save(fig, path)
     if kind == "multi-label" and truth.ndim == 3:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -63,7 +65,7 @@ def predictions_vs_truth(x: np.ndarray, truth: np.ndarray, predicted: np.ndarray
     low, high = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
     axes[0, 0].plot([low, high], [low, high], "k--", lw=1, label="perfect")
     axes[0, 0].set(xlabel="truth", ylabel="prediction", title=f"{title}: test set")
-    axes[0, 0].legend()
+    axes[0, 0].legend(loc=LEGEND_AT)
     if univariate:
         ax, window = axes[0, 1], x.shape[1]
         for i in range(min(3, len(x))):
@@ -72,5 +74,5 @@ def predictions_vs_truth(x: np.ndarray, truth: np.ndarray, predicted: np.ndarray
             ax.plot(after, truth[i], "o", color=line.get_color(), label="truth" if i == 0 else None)
             ax.plot(after, predicted[i], "x", color="k", label="prediction" if i == 0 else None)
         ax.set(xlabel="time step", title="test examples: input, truth and prediction")
-        ax.legend()
+        ax.legend(loc=LEGEND_AT)
     return save(fig, path)
