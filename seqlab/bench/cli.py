@@ -3,7 +3,10 @@
 import argparse
 import importlib
 import logging
+import sys
 import warnings
+
+from seqlab.errors import SeqlabError
 
 BENCHMARKS = {
     "overhead": "seqlab.bench.overhead",
@@ -23,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore")
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
-        importlib.import_module(BENCHMARKS[name]).run(args.quick)
+        try:
+            importlib.import_module(BENCHMARKS[name]).run(args.quick)
+        except SeqlabError as exc:  # a missing data file, a bad override: the message says what to do
+            sys.exit(f"seqlab-bench {name}: {exc}")
 
 
 if __name__ == "__main__":
