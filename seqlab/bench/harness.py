@@ -33,11 +33,6 @@ def epoch_seconds(clock: Path) -> list[float]:
     return json.loads(clock.read_text())["epoch_seconds"]
 
 
-def steady(seconds: list[float]) -> float:
-    """Median epoch time without the first epoch (warm-up: allocator, lazy imports, first checkpoint)."""
-    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
-
-
 def wall(command: list[str], repeats: int = 3, **kwargs) -> float:
     """Median wall time of a command, in seconds."""
     times = []

@@ -1,6 +1,7 @@
 """Logging cost: epoch time of a run logging to a real `mlflow server` on loopback versus no tracking at all."""
 
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -13,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from seqlab.bench.clocks import EpochClock
-from seqlab.bench.harness import bench_config, epoch_seconds, report, steady
+from seqlab.bench.harness import bench_config, epoch_seconds, report
 from seqlab.train import build, train
 
 
@@ -50,33 +51,38 @@ def mlflow_server(workdir: Path):
         server.wait(timeout=30)
 
 
+def _untracked_epochs(cfg, workdir: Path) -> list[float]:
+    """The same run with no tracking: same task, module, callbacks and trainer, logger=False."""
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(workdir)
+    task, module = build(cfg)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    assert any(isinstance(c, EpochClock) for c in callbacks)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
+    trainer.fit(module, datamodule=task)
+    return epoch_seconds(Path(cfg.callbacks.epoch_clock.path))[1:]  # without the warm-up epoch
+
+
 def run(quick: bool) -> float:
     epochs = 3 if quick else 8
     # log_every_n_steps=1: every step's loss goes to the server, the worst case for the network
     overrides = ["task=adding", "cell=gru", f"trainer.max_epochs={epochs}", "trainer.log_every_n_steps=1"]
     if quick:
         overrides += ["task.n_train=512", "task.n_val=128", "task.n_test=128"]
+    server_epochs, none_epochs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with mlflow_server(work) as url:
-            clock = work / "server.json"
-            cfg = bench_config(work, [*overrides, f"tracking.uri={url}"], epoch_clock=clock)
-            train(cfg)
-            server_epochs = epoch_seconds(clock)
-
-        # The same run with no tracking: same task, module, callbacks and trainer, logger=False.
-        clock = work / "none.json"
-        cfg = bench_config(work, overrides, epoch_clock=clock)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(work / "untracked")
-        task, module = build(cfg)
-        callbacks = [instantiate(c) for c in cfg.callbacks.values()]
-        trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
-        trainer.fit(module, datamodule=task)
-        none_epochs = epoch_seconds(clock)
-    assert any(isinstance(c, EpochClock) for c in callbacks)
-    server_s, none_s = steady(server_epochs), steady(none_epochs)
-    print(f"logging: {' '.join(overrides)} (median s/epoch after the first)")
+            for trial in range(1 if quick else 3):  # alternate the two, so a slow spell of the machine hits both
+                clock = work / f"server{trial}.json"
+                for side in ("server", "none"):
+                    (work / f"{side}{trial}").mkdir()
+                train(bench_config(work / f"server{trial}", [*overrides, f"tracking.uri={url}"], epoch_clock=clock))
+                server_epochs += epoch_seconds(clock)[1:]  # without the warm-up epoch (the server's too)
+                cfg = bench_config(work / f"none{trial}", overrides, epoch_clock=work / f"none{trial}.json")
+                none_epochs += _untracked_epochs(cfg, work / f"none{trial}" / "job")
+    server_s, none_s = statistics.median(server_epochs), statistics.median(none_epochs)
+    print(f"logging: {' '.join(overrides)} (median s/epoch over {len(none_epochs)} epochs each, first epochs left out)")
     print(f"  MLflow server on loopback: {server_s:.3f} s/epoch  {['%.3f' % s for s in server_epochs]}")
     print(f"  no tracking:               {none_s:.3f} s/epoch  {['%.3f' % s for s in none_epochs]}")
     return report("logging", server_s / none_s)
