@@ -31,6 +31,9 @@ class EpochSummary(L.Callback):
     """
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.startswith(names.TEST)}
+        shown = {  # the epoch's figures: not test metrics, not the last logged step's loss
+            k: float(v) for k, v in trainer.callback_metrics.items()
+            if not k.startswith(names.TEST) and k != names.TRAIN_STEP_LOSS
+        }
         text = "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
         log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, text)

@@ -131,3 +131,14 @@ def test_signal_marks_the_run_killed_and_exits_nonzero(tmp_path: Path, signum):
     assert run.info.status == "KILLED", output
     assert run.data.tags[names.SIGNAL_TAG] == signal.Signals(signum).name
     assert list((tmp_path / "outputs").rglob("last.ckpt")), "the last completed epoch's checkpoint is kept"
+
+
+def test_one_log_line_per_epoch_with_that_epochs_train_and_val_loss(make_cfg, caplog):
+    cfg = make_cfg("task=adding", "trainer.max_epochs=2", "trainer.log_every_n_steps=1")
+    with caplog.at_level("INFO", logger="seqlab.callbacks"):
+        train(cfg)
+    lines = [r.getMessage() for r in caplog.records if r.name == "seqlab.callbacks"]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    for line in lines:  # after validation: the epoch's own figures, not a step's
+        assert f"{names.TRAIN_LOSS}=" in line and f"{names.VAL_LOSS}=" in line
+        assert names.TRAIN_STEP_LOSS not in line
