@@ -118,3 +118,26 @@ def test_sigterm_to_a_sweep_leaves_no_run_running_and_no_job_process(launcher, t
     assert parent.info.status == "KILLED", output[-3000:]
     assert children and all(c.info.status == "KILLED" for c in children), [(c.info.run_name, c.info.status) for c in children]
     assert all(names.SIGNAL_TAG in c.data.tags for c in children)
+
+
+def test_end_sweep_ends_a_job_run_left_running_killed_and_the_parent_too(tmp_path):
+    # A worker killed outright (SIGKILL, OOM) never ends its run; the parent ends it when the sweep is over.
+    from omegaconf import OmegaConf
+
+    from seqlab.tracking.sweep import end_sweep
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("seqlab")
+    parent = client.create_run(experiment_id).info.run_id
+    jobs = [client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: str(i)})
+            for i in range(2)]
+    client.set_terminated(jobs[0].info.run_id, "FINISHED")  # job 1 stays RUNNING
+    config = OmegaConf.create({"tracking": {"uri": uri, "experiment": "seqlab"},
+                               "hydra": {"overrides": {"task": ["seed=0,1"]}}})
+    assert end_sweep(config, parent) == "KILLED"
+    assert client.get_run(jobs[0].info.run_id).info.status == "FINISHED"
+    stopped = client.get_run(jobs[1].info.run_id)
+    assert stopped.info.status == "KILLED" and names.SIGNAL_TAG in stopped.data.tags
+    assert client.get_run(parent).info.status == "KILLED"
+    assert client.get_run(parent).data.tags[names.FAILED_JOBS_TAG].startswith("job 1 (seed=1): KILLED")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from seqlab.bench.bare_loop import train_bare
 from seqlab.bench.harness import bench_config, epoch_seconds, report
+from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.train import train
 
 
@@ -23,7 +24,7 @@ def run(quick: bool) -> float:
             seqlab_epochs += epoch_seconds(clock)[1:]  # without the warm-up epoch
             bare_epochs += train_bare(cfg)[1:]
     seqlab_s, bare_s = statistics.median(seqlab_epochs), statistics.median(bare_epochs)
-    steps = -(-cfg.task.n_train // cfg.task.batch_size)  # training batches per epoch
+    steps = len(EpochBatchSampler(cfg.task.n_train, cfg.task.batch_size, shuffle=True, seed=0))  # batches an epoch
     print(f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, median s/epoch over {len(bare_epochs)} epochs each")
     print(f"  seqlab (Lightning + MLflow/SQLite): {seqlab_s:.3f} s/epoch  {['%.3f' % s for s in seqlab_epochs]}")
     print(f"  bare PyTorch loop:                 {bare_s:.3f} s/epoch  {['%.3f' % s for s in bare_epochs]}")

@@ -41,7 +41,7 @@ class MlflowMetricLogger(Logger):
         self.client, self.run_id, self.spool, self.send_every_s = client, run_id, spool, send_every_s
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # (step, value) of every metric logged
         self.store_error: str | None = None  # the last failure while the store is not answering
-        self._queue: queue.Queue[list[Metric] | None] = queue.Queue()
+        self._queue: queue.Queue[list[Metric]] = queue.Queue()
         self._unsent: list[list[Metric]] = []  # owned by the sender thread, oldest first
         self._spooled = False
         self._hurry = threading.Event()  # set by flush: send what is queued now, without the pause
@@ -72,11 +72,10 @@ class MlflowMetricLogger(Logger):
     def _send_forever(self) -> None:
         while True:
             try:
-                batch = self._queue.get(timeout=RETRY_EVERY_S if self._unsent else None)
+                self._take(self._queue.get(timeout=RETRY_EVERY_S if self._unsent else None))
             except queue.Empty:
-                batch = None
+                pass  # nothing new: try the unsent again
             else:
-                self._take(batch)
                 while True:  # whatever else is queued goes in the same request: fewer writes, less GIL
                     try:
                         self._take(self._queue.get_nowait())
@@ -87,9 +86,8 @@ class MlflowMetricLogger(Logger):
             if self._hurry.wait(max(0.0, self.send_every_s - (time.monotonic() - sent_at))):
                 self._hurry.clear()
 
-    def _take(self, batch: list[Metric] | None) -> None:
-        if batch is not None:
-            self._unsent.append(batch)
+    def _take(self, batch: list[Metric]) -> None:
+        self._unsent.append(batch)
         self._queue.task_done()
 
     def _send_unsent(self) -> None:
@@ -142,12 +140,9 @@ class MlflowMetricLogger(Logger):
         """
         while True:
             try:
-                batch = self._queue.get_nowait()
+                self._take(self._queue.get_nowait())
             except queue.Empty:
                 break
-            if batch is not None:
-                self._unsent.append(batch)
-            self._queue.task_done()
         unsent = list(self._unsent)
         if self.spool is not None:
             self.spool.save_metrics(unsent)

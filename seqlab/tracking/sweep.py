@@ -86,14 +86,15 @@ def start_sweep(config: DictConfig) -> str:
     return run.info.run_id
 
 
-def failed_jobs(config: DictConfig, parent_run_id: str) -> list[str]:
-    """One line per job of the sweep whose run is missing or did not end FINISHED."""
-    from seqlab.tracking.run import open_experiment, resolve_tracking_uri
-
-    client, experiment_id = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
-    children = client.search_runs(
+def job_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
+    """The runs nested under a sweep's parent run."""
+    return client.search_runs(
         [experiment_id], filter_string=f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=50000
     )
+
+
+def failed_jobs(config: DictConfig, children: list[Any]) -> list[str]:
+    """One line per job of the sweep whose run (among `children`) is missing or did not end FINISHED."""
     by_num = {run.data.tags.get(names.JOB_NUM_TAG): run for run in children}
     failed = []
     for num, job in enumerate(sweep_jobs(list(config.hydra.overrides.task))):
@@ -118,16 +119,14 @@ def end_sweep(config: DictConfig, parent_run_id: str) -> str:
 
     os.environ.pop(PARENT_RUN_ENV, None)
     client, experiment_id = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
-    children = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=50000
-    )
-    killed = False
-    for run in children:
+    children = job_runs(client, experiment_id, parent_run_id)
+    for i, run in enumerate(children):
         if run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, names.SIGNAL_TAG, "its process was stopped with the sweep")
             client.set_terminated(run.info.run_id, "KILLED")
-        killed = killed or run.info.status == "RUNNING" or names.SIGNAL_TAG in run.data.tags
-    failed = failed_jobs(config, parent_run_id)
+            children[i] = client.get_run(run.info.run_id)
+    failed = failed_jobs(config, children)
+    killed = any(names.SIGNAL_TAG in run.data.tags for run in children)
     status = "KILLED" if killed else "FAILED" if failed else "FINISHED"
     if failed:
         client.set_tag(parent_run_id, names.FAILED_JOBS_TAG, "\n".join(failed)[:5000])
