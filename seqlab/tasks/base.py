@@ -90,8 +90,13 @@ class Task(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.prepare()
 
+    def batch_lengths(self, split: str) -> torch.Tensor | None:
+        """Per-example sequence lengths to batch similar lengths together; None batches at random."""
+        return None
+
     def _loader(self, split: str, shuffle: bool):
-        return batch_loader(self.splits[split], self.batch_size, shuffle=shuffle, seed=self.seed)
+        lengths = self.batch_lengths(split)
+        return batch_loader(self.splits[split], self.batch_size, shuffle=shuffle, seed=self.seed, lengths=lengths)
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)

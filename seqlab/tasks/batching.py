@@ -39,10 +39,18 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
 
     Lightning calls `set_epoch` at every epoch start (also after a resume), so a resumed epoch replays
     exactly the batches an uninterrupted run would have seen.
+
+    With `lengths` (variable-length sequences padded per batch), batches hold sequences of similar length:
+    a recurrent cell runs one step per padded time step, so random batches of MuseData cost 3.5 times
+    the steps of sorted ones. Training batches sort on length times a random factor in [0.8, 1.2), so
+    their make-up still changes every epoch, and are then shuffled; evaluation batches sort on length.
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int) -> None:
+    JITTER = 0.2  # the random factor's half-width: 0 is a fixed sort, large is back to random batches
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, lengths: torch.Tensor | None = None) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.lengths = lengths
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -52,15 +60,23 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
         return -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.lengths is None:
+            order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
+            yield from order.split(self.batch_size)
+            return
+        key = self.lengths.double()
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.n, generator=gen)
-        else:
-            order = torch.arange(self.n)
-        yield from order.split(self.batch_size)
+            key = key * (1 + self.JITTER * (2 * torch.rand(self.n, generator=gen, dtype=torch.float64) - 1))
+        batches = key.argsort(stable=True).split(self.batch_size)
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        yield from batches
 
 
-def batch_loader(split: TensorSplit, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def batch_loader(
+    split: TensorSplit, batch_size: int, shuffle: bool, seed: int, lengths: torch.Tensor | None = None
+) -> DataLoader:
     """A DataLoader whose sampler hands whole index batches to the split (batch_size=None: no collation)."""
-    sampler = EpochBatchSampler(len(split), batch_size, shuffle, seed)
+    sampler = EpochBatchSampler(len(split), batch_size, shuffle, seed, lengths)
     return DataLoader(split, batch_size=None, sampler=sampler, num_workers=0)

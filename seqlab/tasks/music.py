@@ -57,10 +57,11 @@ class MusicTask(Task):
     causal = True
     DATASETS: ClassVar[tuple[str, ...]] = tuple(FILES)
 
-    def __init__(self, dataset: str = "jsb", batch_size: int = 16, seed: int = 0) -> None:
+    def __init__(self, dataset: str = "jsb", batch_size: int = 16, seed: int = 0, batch_by_length: bool = False) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        self.check({"dataset": dataset})
+        self.check({"dataset": dataset, "batch_by_length": batch_by_length})
         self.dataset = dataset
+        self.batch_by_length = batch_by_length
         self.path: Path | None = None
 
     @classmethod
@@ -69,6 +70,8 @@ class MusicTask(Task):
             raise ConfigError(
                 f"Unknown task.dataset={options.get('dataset')!r} for task=music. Allowed: {', '.join(cls.DATASETS)}."
             )
+        if not isinstance(options.get("batch_by_length", False), bool):
+            raise ConfigError(f"Invalid task.batch_by_length={options.get('batch_by_length')!r}: it must be true or false.")
 
     def build(self):
         from scipy.io import loadmat
@@ -85,6 +88,9 @@ class MusicTask(Task):
                 raise DataError(f"{self.path} key {key!r}: every piano-roll must be (steps >= 2, {N_KEYS}).")
             splits[split] = PaddedSequences(rolls)
         return splits
+
+    def batch_lengths(self, split: str) -> torch.Tensor | None:
+        return self.splits[split].steps if self.batch_by_length else None
 
     def spec(self) -> TaskSpec:
         return TaskSpec(kind=self.kind, input_size=N_KEYS, output_size=N_KEYS, per_step=True)
