@@ -20,6 +20,7 @@ from seqlab.config import validate
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.losses import BernoulliNLL
 from seqlab.models.network import SequenceNet
+from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.tasks.csvfile import CsvTask
 from seqlab.tasks.download import FILES, fetch, sha256_of
 from seqlab.tasks.ett import ETTTask
@@ -92,6 +93,7 @@ def test_ett_trains_and_logs_mse_mae_and_window_counts(make_cfg, client, data_ca
         (["task=music", "task.dataset=bach"], r"task.dataset='bach'.*jsb, nottingham, musedata, pianomidi"),
         (["task=music", "model.bidirectional=true"], r"model.bidirectional=true.*task=music"),
         (["task=csv"], r"task=csv needs task.path"),
+        (["task=music", "task.batch_by_length=sometimes"], r"task.batch_by_length='sometimes'.*true or false"),
     ],
 )
 def test_bad_task_options_are_refused_before_anything_is_built(overrides, match):
@@ -128,6 +130,45 @@ def test_padded_batches_shift_by_one_step_and_mask_the_padding():
         assert torch.equal(batch["x"][row, :n], roll[:-1].float())
         assert torch.equal(batch["y"][row, :n], roll[1:].float())
         assert batch["x"][row, n:].abs().sum() == 0
+
+
+def padded_steps(batches: list[torch.Tensor], lengths: torch.Tensor) -> int:
+    """Time steps a recurrent cell runs over an epoch: each batch is padded to its longest sequence."""
+    return sum(int(lengths[b].max()) for b in batches)
+
+
+def test_batches_by_length_cover_every_sequence_once_and_pad_far_less():
+    lengths = torch.randint(2, 3000, (500,), generator=torch.Generator().manual_seed(1))
+    by_length = EpochBatchSampler(500, 16, shuffle=True, seed=3, lengths=lengths)
+    at_random = EpochBatchSampler(500, 16, shuffle=True, seed=3)
+    epochs = []
+    for epoch in range(2):
+        by_length.set_epoch(epoch)
+        at_random.set_epoch(epoch)
+        batches = list(by_length)
+        assert len(batches) == len(by_length) == 32
+        assert torch.equal(torch.cat(batches).sort().values, torch.arange(500))
+        assert padded_steps(batches, lengths) < 0.75 * padded_steps(list(at_random), lengths)
+        epochs.append(batches)
+    # the make-up and order of the batches change between epochs, and replay exactly for a resumed epoch
+    assert {tuple(b.tolist()) for b in epochs[0]} != {tuple(b.tolist()) for b in epochs[1]}
+    assert all(torch.equal(a, b) for a, b in zip(epochs[1], list(by_length)))
+
+
+def test_evaluation_batches_by_length_are_sorted_and_unshuffled():
+    lengths = torch.tensor([7, 3, 9, 1, 5])
+    batches = list(EpochBatchSampler(5, 2, shuffle=False, seed=0, lengths=lengths))
+    assert [b.tolist() for b in batches] == [[3, 1], [4, 0], [2]]
+
+
+def test_music_batches_by_length_only_when_asked():
+    rolls = [torch.randint(0, 2, (n, 88), dtype=torch.uint8) for n in (40, 3, 25, 4)]
+    for flag, expected in ((False, None), (True, [39, 2, 24, 3])):
+        task = MusicTask(dataset="jsb", batch_size=2, batch_by_length=flag)
+        task.splits = {split: PaddedSequences(rolls) for split in ("train", "val", "test")}
+        sampler = task.val_dataloader().sampler
+        assert (None if sampler.lengths is None else sampler.lengths.tolist()) == expected
+    assert [batch["mask"].sum(1).tolist() for batch in task.val_dataloader()] == [[2, 3], [24, 39]]
 
 
 def test_padding_never_enters_the_nll():
