@@ -100,6 +100,21 @@ def at_least(key: str, value: Any, low: int, hint: str = "") -> None:
         raise ConfigError(f"Invalid {key}={value!r}: it must be an integer >= {low}{hint}.")
 
 
+def check_batch_limits(trainer: DictConfig, batches: dict[str, int], batch_size: int) -> None:
+    """A fractional trainer.limit_<split>_batches must keep one batch of the built split.
+
+    Lightning finds out only inside fit, after the run exists; the batch counts are known once the data is.
+    """
+    for split, count in batches.items():
+        limit = trainer.get(f"limit_{split}_batches")
+        if isinstance(limit, float) and 0 < limit < 1 and int(count * limit) == 0:
+            raise ConfigError(
+                f"Invalid trainer.limit_{split}_batches={limit}: it keeps no batch of the {count} {split} "
+                f"batches (task.batch_size={batch_size}). Use a fraction of at least {1 / count:.3g}, or a whole "
+                f"number of batches such as trainer.limit_{split}_batches=1."
+            )
+
+
 def _unknown_key(path: str, key: str, allowed: set[str]) -> ConfigError:
     """`path` is the section ("model"), or "" / "<root>" for top-level keys."""
     prefix = "" if path in ("", "<root>") else f"{path}."

@@ -13,7 +13,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from seqlab.config import register_configs, validate
+from seqlab.config import check_batch_limits, register_configs, validate
 from seqlab.errors import SeqlabError
 from seqlab.preflight import preflight
 
@@ -87,6 +87,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     validate(cfg)
     _quiet_lightning()
     task, module = build(cfg)
+    check_batch_limits(cfg.trainer, task.batch_counts(), task.batch_size)
     net = module.net
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
     callbacks.append(BatchReseed(cfg.seed))

@@ -208,6 +208,15 @@ def test_music_trains_with_masks_and_logs_nll(make_cfg, client, data_cache):
     assert run.data.params[names.N_TRAIN] == "229"
 
 
+def test_a_fraction_of_batches_that_keeps_none_is_refused_before_the_run(make_cfg, client):
+    """Lightning would refuse it inside fit, with the MLflow run already made; seqlab does once the data is built."""
+    cfg = make_cfg("task=sine", "task.n_val=64", "task.batch_size=16", "trainer.limit_val_batches=0.1")
+    with pytest.raises(ConfigError, match=r"limit_val_batches=0.1.*4 val batches.*at least 0.25"):
+        train(cfg)
+    assert client.get_experiment_by_name(cfg.tracking.experiment) is None or not runs_of(client, cfg.tracking.experiment)
+    train(make_cfg("task=sine", "task.n_val=64", "task.batch_size=16", "trainer.limit_val_batches=0.25"))
+
+
 # --- the user's CSV ---------------------------------------------------------------------------------
 
 

@@ -87,6 +87,11 @@ class Task(L.LightningDataModule):
             names.N_TEST: len(self.splits["test"]),
         }
 
+    def batch_counts(self) -> dict[str, int]:
+        """Batches an epoch of each split (the last one may be short)."""
+        self.prepare()
+        return {split: -(-len(data) // self.batch_size) for split, data in self.splits.items()}
+
     def setup(self, stage: str) -> None:
         self.prepare()
 
