@@ -93,6 +93,7 @@ def test_ett_trains_and_logs_mse_mae_and_window_counts(make_cfg, client, data_ca
         (["task=music", "task.dataset=bach"], r"task.dataset='bach'.*jsb, nottingham, musedata, pianomidi"),
         (["task=music", "model.bidirectional=true"], r"model.bidirectional=true.*task=music"),
         (["task=csv"], r"task=csv needs task.path"),
+        (["task=music", "task.train_chunk=0"], r"task.train_chunk=0.*>= 1"),
         (["task=music", "task.batch_by_length=sometimes"], r"task.batch_by_length='sometimes'.*true or false"),
     ],
 )
@@ -130,6 +131,19 @@ def test_padded_batches_shift_by_one_step_and_mask_the_padding():
         assert torch.equal(batch["x"][row, :n], roll[:-1].float())
         assert torch.equal(batch["y"][row, :n], roll[1:].float())
         assert batch["x"][row, n:].abs().sum() == 0
+
+
+def test_training_chunks_cover_each_sequence_once_and_share_its_rows():
+    rolls = [torch.randint(0, 2, (n, 88), dtype=torch.uint8) for n in (5, 12)]
+    whole = PaddedSequences(rolls)
+    chunks = whole.chunked(4)
+    assert chunks.flat is whole.flat and whole.steps.tolist() == [4, 11]  # a view: no rows copied
+    assert chunks.steps.tolist() == [4, 4, 4, 3]  # 4 predicted steps; 11 = 4 + 4 + 3
+    batch = chunks[torch.arange(4)]
+    for roll, rows in ((rolls[0], [0]), (rolls[1], [1, 2, 3])):
+        x = torch.cat([batch["x"][r][batch["mask"][r]] for r in rows])
+        y = torch.cat([batch["y"][r][batch["mask"][r]] for r in rows])
+        assert torch.equal(x, roll[:-1].float()) and torch.equal(y, roll[1:].float())
 
 
 def padded_steps(batches: list[torch.Tensor], lengths: torch.Tensor) -> int:

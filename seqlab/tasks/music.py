@@ -5,12 +5,14 @@ Sequences differ in length (MuseData's longest is thousands of steps), so a spli
 longest sequence, gathered in one indexing, with a mask of the real steps (padding never enters the loss).
 """
 
+import copy
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torchmetrics import MetricCollection
 
+from seqlab.config import at_least
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.losses import BernoulliNLL
 from seqlab.tasks.base import Task, TaskKind, TaskSpec
@@ -46,6 +48,20 @@ class PaddedSequences:
         y = gather_rows(self.flat, rows + 1) * mask.unsqueeze(-1)
         return {"x": x, "y": y, "mask": mask}
 
+    def chunked(self, steps: int) -> "PaddedSequences":
+        """The same sequences cut into examples of at most `steps` predicted steps (the flat tensor is shared).
+
+        Chunk k of a sequence predicts its steps [k*steps, (k+1)*steps); the network starts each chunk
+        from a zero state. Used for training only: evaluation stays on whole sequences.
+        """
+        per_sequence = -(-self.steps // steps)  # chunks of each sequence
+        sequence = torch.repeat_interleave(torch.arange(len(self.steps)), per_sequence)
+        k = torch.arange(len(sequence)) - torch.repeat_interleave(torch.cumsum(per_sequence, 0) - per_sequence, per_sequence)
+        chunks = copy.copy(self)
+        chunks.offsets = self.offsets[sequence] + k * steps
+        chunks.steps = torch.clamp(self.steps[sequence] - k * steps, max=steps)
+        return chunks
+
 
 class MusicTask(Task):
     """Next-step prediction of 88 binary notes; `nll` is the papers' negative log-likelihood per step."""
@@ -57,11 +73,19 @@ class MusicTask(Task):
     causal = True
     DATASETS: ClassVar[tuple[str, ...]] = tuple(FILES)
 
-    def __init__(self, dataset: str = "jsb", batch_size: int = 16, seed: int = 0, batch_by_length: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: str = "jsb",
+        batch_size: int = 16,
+        seed: int = 0,
+        batch_by_length: bool = False,
+        train_chunk: int | None = None,
+    ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
-        self.check({"dataset": dataset, "batch_by_length": batch_by_length})
+        self.check({"dataset": dataset, "batch_by_length": batch_by_length, "train_chunk": train_chunk})
         self.dataset = dataset
         self.batch_by_length = batch_by_length
+        self.train_chunk = train_chunk
         self.path: Path | None = None
 
     @classmethod
@@ -72,6 +96,8 @@ class MusicTask(Task):
             )
         if not isinstance(options.get("batch_by_length", False), bool):
             raise ConfigError(f"Invalid task.batch_by_length={options.get('batch_by_length')!r}: it must be true or false.")
+        if options.get("train_chunk") is not None:
+            at_least("task.train_chunk", options["train_chunk"], 1, " (predicted steps per training example), or null")
 
     def build(self):
         from scipy.io import loadmat
@@ -87,6 +113,8 @@ class MusicTask(Task):
             if any(r.ndim != 2 or r.shape[1] != N_KEYS or r.shape[0] < 2 for r in rolls):
                 raise DataError(f"{self.path} key {key!r}: every piano-roll must be (steps >= 2, {N_KEYS}).")
             splits[split] = PaddedSequences(rolls)
+        if self.train_chunk is not None:
+            splits["train"] = splits["train"].chunked(self.train_chunk)
         return splits
 
     def batch_lengths(self, split: str) -> torch.Tensor | None:
