@@ -3,6 +3,9 @@
 Sequences differ in length (MuseData's longest is thousands of steps), so a split is kept as one flat
 (total steps, 88) tensor with each sequence's offset and length; a batch is padded only to its own
 longest sequence, gathered in one indexing, with a mask of the real steps (padding never enters the loss).
+Two options trade nothing in the evaluation for speed on the long datasets: `batch_by_length` (batches of
+similar length, so less padding) and `train_chunk` (training examples of at most N steps, so more updates
+an epoch for the same sequential steps); validation and test always run whole sequences.
 """
 
 import copy
