@@ -14,8 +14,11 @@ from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.train import build
 
 
-def train_bare(cfg: DictConfig) -> list[float]:
-    """Train for cfg.trainer.max_epochs epochs (each: the training batches, then validation); seconds per epoch."""
+def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
+    """Train for cfg.trainer.max_epochs epochs (each: the training batches, then validation).
+
+    Returns the seconds of each epoch and the training steps an epoch.
+    """
     task, module = build(cfg)
     net, loss = module.net, module.loss
     optimizer = instantiate(cfg.optimizer)(net.parameters())
@@ -23,6 +26,7 @@ def train_bare(cfg: DictConfig) -> list[float]:
     train_batches = EpochBatchSampler(len(train_split), task.batch_size, shuffle=True, seed=task.seed)
     val_batches = EpochBatchSampler(len(val_split), task.batch_size, shuffle=False, seed=task.seed)
     limit = cfg.trainer.limit_train_batches
+    steps = min(len(train_batches), limit) if isinstance(limit, int) else len(train_batches)
     clip = cfg.trainer.gradient_clip_val
 
     seconds = []
@@ -47,4 +51,4 @@ def train_bare(cfg: DictConfig) -> list[float]:
                 batch = val_split[index]
                 loss(*loss.align(net(batch["x"]), batch["y"], batch.get("mask")))
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return seconds, steps
