@@ -23,8 +23,9 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
     net, loss = module.net, module.loss
     optimizer = instantiate(cfg.optimizer)(net.parameters())
     train_split, val_split = task.splits["train"], task.splits["val"]
-    train_batches = EpochBatchSampler(len(train_split), task.batch_size, shuffle=True, seed=task.seed)
-    val_batches = EpochBatchSampler(len(val_split), task.batch_size, shuffle=False, seed=task.seed)
+    # the index batches of seqlab's own loaders (same order, same length bucketing), indexed by hand
+    train_batches: EpochBatchSampler = task.train_dataloader().sampler
+    val_batches: EpochBatchSampler = task.val_dataloader().sampler
     limit = cfg.trainer.limit_train_batches
     steps = min(len(train_batches), limit) if isinstance(limit, int) else len(train_batches)
     clip = cfg.trainer.gradient_clip_val
