@@ -146,6 +146,16 @@ def test_training_chunks_cover_each_sequence_once_and_share_its_rows():
         assert torch.equal(x, roll[:-1].float()) and torch.equal(y, roll[1:].float())
 
 
+def test_train_chunk_cuts_only_the_training_pieces(data_cache):
+    data_cache("JSB_Chorales.mat")
+    whole = MusicTask(dataset="jsb").build()
+    chunked = MusicTask(dataset="jsb", train_chunk=50).build()
+    assert chunked["train"].steps.max() == 50 and whole["train"].steps.max() > 50
+    assert chunked["train"].steps.sum() == whole["train"].steps.sum()  # every predicted step, once
+    for split in ("val", "test"):  # evaluation on whole pieces, as the papers report it
+        assert torch.equal(chunked[split].steps, whole[split].steps)
+
+
 def padded_steps(batches: list[torch.Tensor], lengths: torch.Tensor) -> int:
     """Time steps a recurrent cell runs over an epoch: each batch is padded to its longest sequence."""
     return sum(int(lengths[b].max()) for b in batches)

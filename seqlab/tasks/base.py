@@ -14,7 +14,7 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from seqlab import names
 from seqlab.errors import ConfigError
-from seqlab.tasks.batching import TensorSplit, batch_loader
+from seqlab.tasks.batching import TensorSplit, batch_loader, batches_of
 
 
 class TaskKind(StrEnum):
@@ -88,9 +88,9 @@ class Task(L.LightningDataModule):
         }
 
     def batch_counts(self) -> dict[str, int]:
-        """Batches an epoch of each split (the last one may be short)."""
+        """Batches an epoch of each split, as the loaders' samplers count them."""
         self.prepare()
-        return {split: -(-len(data) // self.batch_size) for split, data in self.splits.items()}
+        return {split: batches_of(len(data), self.batch_size) for split, data in self.splits.items()}
 
     def setup(self, stage: str) -> None:
         self.prepare()

@@ -15,6 +15,11 @@ def gather_rows(source: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return source.index_select(0, rows.reshape(-1)).view(*rows.shape, *source.shape[1:])
 
 
+def batches_of(n: int, batch_size: int) -> int:
+    """Batches an epoch of n examples (the last one may be short)."""
+    return -(-n // batch_size)
+
+
 class TensorSplit:
     """One split of a task as tensors with a shared first (example) dimension.
 
@@ -57,7 +62,7 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return batches_of(self.n, self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
