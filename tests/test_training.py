@@ -142,3 +142,35 @@ def test_one_log_line_per_epoch_with_that_epochs_train_and_val_loss(make_cfg, ca
     for line in lines:  # after validation: the epoch's own figures, not a step's
         assert f"{names.TRAIN_LOSS}=" in line and f"{names.VAL_LOSS}=" in line
         assert names.TRAIN_STEP_LOSS not in line
+
+
+def test_val_and_test_metrics_are_means_over_the_whole_split_weighted_by_batch_size(make_cfg):
+    # 100 examples in batches of 32: the last batch holds 4, so an unweighted mean of batch means differs.
+    # The module updates metrics per batch and logs once at the epoch end; the figures must be those of
+    # the whole split, computed here by hand.
+    import lightning as L
+    import torch
+
+    from seqlab.train import build
+
+    cfg = make_cfg("task=adding", "task.n_val=100", "task.n_test=100", "task.batch_size=32", "trainer.limit_val_batches=null",
+                   "trainer.limit_test_batches=null")
+    task, module = build(cfg)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    for stage, run in (("val", trainer.validate), ("test", trainer.test)):
+        [logged] = run(module, datamodule=task, verbose=False)
+        loader = task.val_dataloader() if stage == "val" else task.test_dataloader()
+        sizes, losses, abs_errors = [], [], []
+        with torch.inference_mode():
+            for batch in loader:
+                out, y = module.loss.align(module.net(batch["x"]), batch["y"], batch.get("mask"))
+                sizes.append(len(y))
+                losses.append(float(module.loss(out, y)))
+                abs_errors.append((out - y).abs().reshape(-1))
+        assert sizes[-1] != sizes[0]
+        expected_loss = sum(n * v for n, v in zip(sizes, losses)) / sum(sizes)
+        assert logged[f"{stage}/loss"] == pytest.approx(expected_loss, rel=1e-5)
+        assert logged[f"{stage}/mse"] == pytest.approx(expected_loss, rel=1e-5)  # MSE loss: the same figure
+        assert logged[f"{stage}/mae"] == pytest.approx(float(torch.cat(abs_errors).mean()), rel=1e-5)
+        unweighted = sum(losses) / len(losses)
+        assert abs(unweighted - expected_loss) > 1e-4 * expected_loss  # the weighting is tested, not moot

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from seqlab import names
 from seqlab.models.losses import BernoulliNLL, Loss
@@ -27,6 +27,8 @@ class SequenceModule(L.LightningModule):
                 metric.from_logits = loss.output == "identity"
         self.val_metrics = metrics.clone(prefix=f"{names.VAL}/")
         self.test_metrics = metrics.clone(prefix=f"{names.TEST}/")
+        # the epoch's mean loss, weighted by batch size (states are not persistent: checkpoints unchanged)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self._train_loss_sum, self._train_count = torch.zeros(()), 0  # this epoch's training loss so far
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,12 +43,18 @@ class SequenceModule(L.LightningModule):
         out = self.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else self.net(batch["x"])
         return self.loss.align(out, batch["y"], batch.get("mask"))
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+    def _step(self, batch: dict[str, torch.Tensor], loss: MeanMetric, metrics: MetricCollection) -> None:
+        # Updated here, logged once at the epoch end (torchmetrics' update/compute pattern): each self.log
+        # call runs Lightning's result bookkeeping, which per batch is a cost the bare loop does not pay
+        # (`seqlab-bench overhead`, "Lightning alone").
         out, y = self._outputs(batch)
-        n = batch["y"].shape[0]
-        self.log(names.metric_key(stage, "loss"), self.loss(out, y), on_step=False, on_epoch=True, batch_size=n)
+        loss.update(self.loss(out, y), weight=batch["y"].shape[0])
         metrics.update(out.detach(), y)
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
+
+    def _log_epoch(self, stage: str, loss: MeanMetric, metrics: MetricCollection) -> None:
+        self.log_dict({names.metric_key(stage, "loss"): loss.compute(), **metrics.compute()})
+        loss.reset()
+        metrics.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         # No self.log per step: each call costs Lightning ~0.1 ms of bookkeeping, a few % of a small step
@@ -73,10 +81,16 @@ class SequenceModule(L.LightningModule):
         self._train_loss_sum, self._train_count = torch.zeros(()), 0
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, names.VAL, self.val_metrics)
+        self._step(batch, self.val_loss, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(names.VAL, self.val_loss, self.val_metrics)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, names.TEST, self.test_metrics)
+        self._step(batch, self.test_loss, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(names.TEST, self.test_loss, self.test_metrics)
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())
