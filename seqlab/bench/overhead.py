@@ -1,6 +1,6 @@
 """Framework overhead: one seqlab run (Lightning + MLflow on SQLite) against the bare loop, same everything.
 
-seqlab's cost is a fixed ~1.5-2.5 ms a training step on this 2-core CPU (Lightning's hooks, closure and
+seqlab's cost is a fixed ~2-3 ms a training step on this 2-core CPU (Lightning's hooks, closure and
 batch bookkeeping, seqlab's callbacks) plus a little per epoch (checkpoint, validation metrics, logging),
 whatever the model. So the ratio says how big the model's steps are as much as how lean seqlab is, and one
 run measures three workloads, each trained by both sides:
