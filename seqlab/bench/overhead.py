@@ -7,7 +7,7 @@ run measures three workloads, each trained by both sides:
 
 - a small LSTM on the adding task (~5 ms steps): the fixed cost at its most visible;
 - the chung2014_jsb preset's LSTM (20k parameters, ~5 ms steps, 15 steps an epoch);
-- the bai2018_jsb preset's LSTM (300k parameters, ~40 ms steps): the reported ratio, a model of the size
+- the bai2018_jsb preset's LSTM (300k parameters, ~20-25 ms steps): the reported ratio, a model of the size
   the papers seqlab reproduces train.
 
 Each line shows the ratio, the difference per epoch (Lightning's parity test allows 0.05 s) and per step,
