@@ -23,8 +23,10 @@ from scipy import stats
 from seqlab import names
 
 SIGNIFICANCE = 0.05
-# Params that differ between runs without making another configuration.
-NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir", names.N_PARAMS)
+# Params that differ between runs without making another configuration (torch_threads: how a job ran,
+# e.g. set by hand in one run and by a joblib sweep in another; it changes speed, not the model).
+NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir", names.N_PARAMS,
+                       "torch_threads", names.TORCH_THREADS)
 HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
 
 
