@@ -21,3 +21,9 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(rf"{name} ratio: \d+\.\d+", last), done.stdout
     assert float(last.split(": ")[1]) > 0
+    if name == "overhead":  # every workload, each with its "Lightning alone" side (README, performance)
+        from seqlab.bench.overhead import REPORTED, WORKLOADS
+
+        assert done.stdout.count("Lightning alone") == len(WORKLOADS) == 3
+        ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
+        assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout

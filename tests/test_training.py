@@ -174,3 +174,19 @@ def test_val_and_test_metrics_are_means_over_the_whole_split_weighted_by_batch_s
         assert logged[f"{stage}/mae"] == pytest.approx(float(torch.cat(abs_errors).mean()), rel=1e-5)
         unweighted = sum(losses) / len(losses)
         assert abs(unweighted - expected_loss) > 1e-4 * expected_loss  # the weighting is tested, not moot
+
+
+def test_a_nan_validation_batch_makes_the_epoch_loss_nan_not_silently_dropped(make_cfg):
+    # One poisoned example in the first of four validation batches: the epoch's val/loss must be NaN,
+    # so checkpointing and early stopping see it (a mean over the other batches would hide it).
+    import lightning as L
+    import torch
+
+    from seqlab.train import build
+
+    cfg = make_cfg("task=adding", "task.n_val=128", "task.batch_size=32", "trainer.limit_val_batches=null")
+    task, module = build(cfg)
+    task.splits["val"].tensors["x"][0, 0, 0] = float("nan")
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    [logged] = trainer.validate(module, datamodule=task, verbose=False)
+    assert torch.isnan(torch.tensor(logged["val/loss"]))

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection
 
 from seqlab import names
 from seqlab.models.losses import BernoulliNLL, Loss
@@ -27,9 +27,10 @@ class SequenceModule(L.LightningModule):
                 metric.from_logits = loss.output == "identity"
         self.val_metrics = metrics.clone(prefix=f"{names.VAL}/")
         self.test_metrics = metrics.clone(prefix=f"{names.TEST}/")
-        # the epoch's mean loss, weighted by batch size (states are not persistent: checkpoints unchanged)
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
-        self._train_loss_sum, self._train_count = torch.zeros(()), 0  # this epoch's training loss so far
+        # Each stage's loss so far this epoch: (sum of loss x batch size, examples), logged once as the mean.
+        # Not torchmetrics' MeanMetric: its default drops a NaN batch (a diverged model would look fine)
+        # and checks every batch (a GPU sync); its "disable" also drops the weights (torchmetrics 1.9).
+        self._loss_totals: dict[str, tuple[torch.Tensor | float, int]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -43,17 +44,26 @@ class SequenceModule(L.LightningModule):
         out = self.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else self.net(batch["x"])
         return self.loss.align(out, batch["y"], batch.get("mask"))
 
-    def _step(self, batch: dict[str, torch.Tensor], loss: MeanMetric, metrics: MetricCollection) -> None:
+    def _add_loss(self, stage: str, loss: torch.Tensor, n: int) -> None:
+        total, count = self._loss_totals.get(stage, (0.0, 0))
+        self._loss_totals[stage] = (total + loss.detach() * n, count + n)  # out of place: any device
+
+    def _log_mean_loss(self, stage: str) -> None:
+        total, count = self._loss_totals.pop(stage, (0.0, 0))
+        if count:
+            self.log(names.metric_key(stage, "loss"), total / count, on_step=False, on_epoch=True)
+
+    def _step(self, stage: str, batch: dict[str, torch.Tensor], metrics: MetricCollection) -> None:
         # Updated here, logged once at the epoch end (torchmetrics' update/compute pattern): each self.log
         # call runs Lightning's result bookkeeping, which per batch is a cost the bare loop does not pay
         # (`seqlab-bench overhead`, "Lightning alone").
         out, y = self._outputs(batch)
-        loss.update(self.loss(out, y), weight=batch["y"].shape[0])
+        self._add_loss(stage, self.loss(out, y), batch["y"].shape[0])
         metrics.update(out.detach(), y)
 
-    def _log_epoch(self, stage: str, loss: MeanMetric, metrics: MetricCollection) -> None:
-        self.log_dict({names.metric_key(stage, "loss"): loss.compute(), **metrics.compute()})
-        loss.reset()
+    def _log_epoch(self, stage: str, metrics: MetricCollection) -> None:
+        self._log_mean_loss(stage)
+        self.log_dict(metrics.compute())
         metrics.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -63,34 +73,28 @@ class SequenceModule(L.LightningModule):
         out, y = self._outputs(batch)
         loss = self.loss(out, y)
         n = batch["y"].shape[0]
-        self._train_loss_sum = self._train_loss_sum + loss.detach() * n  # out of place: any device
-        self._train_count += n
+        self._add_loss(names.TRAIN, loss, n)
         every = self.trainer.log_every_n_steps
         if every and (self.global_step + 1) % every == 0:
             self.log(names.TRAIN_STEP_LOSS, loss, on_step=True, on_epoch=False, batch_size=n)
         if batch_idx + 1 == self.trainer.num_training_batches:  # here, so callbacks see it at the epoch end
-            self._log_train_loss()
+            self._log_mean_loss(names.TRAIN)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self._log_train_loss()  # an epoch cut short (max_steps, a stop request) still gets its mean
-
-    def _log_train_loss(self) -> None:
-        if self._train_count:
-            self.log(names.TRAIN_LOSS, self._train_loss_sum / self._train_count, on_step=False, on_epoch=True)
-        self._train_loss_sum, self._train_count = torch.zeros(()), 0
+        self._log_mean_loss(names.TRAIN)  # an epoch cut short (max_steps, a stop request) still gets its mean
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_loss, self.val_metrics)
+        self._step(names.VAL, batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch(names.VAL, self.val_loss, self.val_metrics)
+        self._log_epoch(names.VAL, self.val_metrics)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_loss, self.test_metrics)
+        self._step(names.TEST, batch, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch(names.TEST, self.test_loss, self.test_metrics)
+        self._log_epoch(names.TEST, self.test_metrics)
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())
