@@ -28,6 +28,8 @@ def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]]
                       # seed 0 ran in a joblib sweep, the others with torch_threads=1: how a job ran, not
                       # another configuration, so the rows must not split on it
                       "torch_threads": "None" if seed == 0 else "1", names.TORCH_THREADS: "1"}
+            if seed:  # seed 0 ran before seqlab set trainer.plugins (how checkpoints are written): same rows
+                params["trainer.plugins"] = "[{'_target_': 'seqlab.reproduce.checkpoint.BackgroundCheckpointIO'}]"
             metrics = [Metric(names.TEST_LOSS, value, 0, 0), Metric("test/mae", value / 2, 0, 0), Metric(names.TIME_FIT, 10.0 + seed, 0, 0)]
             metrics += [Metric(names.VAL_LOSS, value * (3 - step), 0, step) for step in range(3)]
             client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])

@@ -13,9 +13,11 @@ from mlflow import MlflowClient
 
 from seqlab import names
 from seqlab.errors import ConfigError, TrackingError
+from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.reproduce.rerun import rerun
 from seqlab.tasks.synthetic import SineTask
 from seqlab.train import train
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
 from conftest import compose_config, runs_of, seqlab_env
 
@@ -253,3 +255,64 @@ def test_resume_takes_no_other_overrides():
     with pytest.raises(ConfigError, match=r"resume=<run id> takes the whole config.*model.hidden_size"):
         preflight(["resume=abc", "model.hidden_size=8"])
     preflight(["resume=abc", "tracking.uri=sqlite:///x.db"])  # where the run is may be given
+
+
+# --- checkpoints written in the background ---------------------------------------------------------
+
+
+class SlowCheckpointIO(TorchCheckpointIO):
+    """A disk that takes its time, or fails: what makes a write lag behind the training thread."""
+
+    def __init__(self, seconds: float = 0.3, fail: bool = False) -> None:
+        self.seconds, self.fail = seconds, fail
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        time.sleep(self.seconds)
+        if self.fail:
+            raise OSError(f"No space left on device: {path}")
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+
+def test_a_checkpoint_removed_while_its_write_is_queued_is_gone(tmp_path):
+    # ModelCheckpoint saves a new best, then removes the old one; with slow writes the old one's write may
+    # not have run yet. Upstream AsyncCheckpointIO removes at once, and the late write leaves it behind
+    # (if a Lightning release fixes that, this fails: BackgroundCheckpointIO can then be dropped).
+    old, new = tmp_path / "best-epoch000.ckpt", tmp_path / "best-epoch001.ckpt"
+    for plugin_class, left in ((AsyncCheckpointIO, {old.name, new.name}), (BackgroundCheckpointIO, {new.name})):
+        for path in (old, new):
+            path.unlink(missing_ok=True)
+        plugin = plugin_class(SlowCheckpointIO())
+        plugin.save_checkpoint({"epoch": 0}, old)
+        plugin.save_checkpoint({"epoch": 1}, new)
+        plugin.remove_checkpoint(old)
+        plugin.teardown()  # what Lightning calls when fit ends: waits for the queue
+        assert {p.name for p in tmp_path.iterdir()} == left, plugin_class.__name__
+
+
+def test_a_background_checkpoint_holds_the_state_at_save_time(tmp_path):
+    weights = torch.zeros(3)
+    plugin = BackgroundCheckpointIO(SlowCheckpointIO())
+    plugin.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "last.ckpt")
+    weights.add_(1.0)  # the next optimizer step, while the write is still queued
+    plugin.teardown()
+    assert torch.equal(torch.load(tmp_path / "last.ckpt")["state_dict"]["w"], torch.zeros(3))
+
+
+def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, client):
+    cfg = make_cfg("trainer.max_epochs=1")
+    cfg.trainer.plugins = [{"_target_": "seqlab.reproduce.checkpoint.BackgroundCheckpointIO",
+                            "checkpoint_io": {"_target_": f"{__name__}.SlowCheckpointIO", "seconds": 0.0, "fail": True}}]
+    with pytest.raises(OSError, match="No space left on device"):
+        train(cfg)
+    (run,) = runs_of(client, cfg.tracking.experiment)
+    assert run.info.status == "FAILED"
+
+
+def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(make_cfg, tmp_path):
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=4")
+    train(cfg)
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    files = sorted(p.name for p in folder.iterdir())
+    assert len(files) == 2 and files[1] == "last.ckpt" and files[0].startswith("best-epoch"), files
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 3

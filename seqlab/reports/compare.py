@@ -23,10 +23,11 @@ from scipy import stats
 from seqlab import names
 
 SIGNIFICANCE = 0.05
-# Params that differ between runs without making another configuration (torch_threads: how a job ran,
-# e.g. set by hand in one run and by a joblib sweep in another; it changes speed, not the model).
-NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir", names.N_PARAMS,
-                       "torch_threads", names.TORCH_THREADS)
+# Params that differ between runs without making another configuration: how a run was seeded, tracked,
+# threaded (torch_threads: set by hand in one run, by a joblib sweep in another) and how its checkpoints
+# were written (trainer.plugins; runs from before seqlab set it have no such param). Speed, not the model.
+NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir",
+                       "trainer.plugins", names.N_PARAMS, "torch_threads", names.TORCH_THREADS)
 HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
 
 

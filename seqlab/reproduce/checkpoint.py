@@ -1,6 +1,10 @@
-"""Checkpoints and their MLflow run know each other, so a resume continues the run it belongs to."""
+"""Checkpoints and their MLflow run know each other, so a resume continues the run it belongs to; and
+checkpoints are written off the training thread."""
+
+from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
 from mlflow import MlflowClient
 
 from seqlab import names
@@ -19,3 +23,27 @@ class RunCheckpointLink(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[names.CHECKPOINT_RUN_ID] = self.run_id
+
+
+class BackgroundCheckpointIO(AsyncCheckpointIO):
+    """Checkpoints written by one background thread, so an epoch does not wait on the disk.
+
+    Lightning's AsyncCheckpointIO copies the tensors on the training thread before queueing the write
+    (the file holds the state at save time). Checkpoint removal is queued behind the writes too:
+    upstream removes at once, so when writes lag (fast epochs, a slow disk) ModelCheckpoint could delete
+    an old best file before its write ran, and the write would then leave it behind. Writes finish
+    before fit returns, on success and on error alike (Lightning's teardown), so testing the best
+    checkpoint, a resume and the run's artifacts always see whole files.
+    """
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        self._ensure_setup()
+        assert self._executor is not None
+
+        def remove() -> None:
+            try:
+                super(BackgroundCheckpointIO, self).remove_checkpoint(path)
+            except BaseException as ex:  # raised on the next save or at teardown, as a failed write is
+                self._error = ex
+
+        self._executor.submit(remove)
