@@ -21,9 +21,11 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(rf"{name} ratio: \d+\.\d+", last), done.stdout
     assert float(last.split(": ")[1]) > 0
-    if name == "overhead":  # every workload, each with its "Lightning alone" side (README, performance)
+    if name == "overhead":  # every workload, with its "Lightning alone" side and checkpoint wait (README)
         from seqlab.bench.overhead import REPORTED, WORKLOADS
 
         assert done.stdout.count("Lightning alone") == len(WORKLOADS) == 3
+        waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
+        assert len(waits) == 3, done.stdout  # each workload times saving its own checkpoint
         ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
         assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout

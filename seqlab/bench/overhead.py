@@ -16,8 +16,10 @@ and the step time from which the fixed cost stays under 5%.
 
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -40,6 +42,27 @@ def lightning_alone(cfg: DictConfig, workdir: Path) -> list[float]:
     return epoch_seconds(clock)
 
 
+def checkpoint_wait(checkpoint: Path, repeats: int = 20) -> tuple[float, float]:
+    """Median seconds the training thread spends saving a run's own last checkpoint: handing it to
+    seqlab's background writer (the default) and writing it itself (Lightning's default CheckpointIO)."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
+
+    state = torch.load(checkpoint, weights_only=True)
+    medians = []
+    for plugin in (BackgroundCheckpointIO(TorchCheckpointIO()), TorchCheckpointIO()):
+        waits = []
+        for i in range(repeats):
+            started = time.perf_counter()
+            plugin.save_checkpoint(state, checkpoint.with_name(f"timed-{i % 2}.ckpt"))
+            waits.append(time.perf_counter() - started)
+            time.sleep(0.02)  # an epoch's worth of training between saves
+        plugin.teardown()
+        medians.append(statistics.median(waits))
+    return medians[0], medians[1]
+
+
 def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
     """Median seconds per epoch of seqlab and of the bare loop, and training steps per epoch.
 
@@ -53,6 +76,8 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
             cfg = bench_config(Path(tmp), overrides, epoch_clock=clock)
             train(cfg)
             seqlab_epochs += epoch_seconds(clock)[1:]
+            last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+            checkpoint_mb, (background, synchronous) = last.stat().st_size / 2**20, checkpoint_wait(last)
             alone_epochs += lightning_alone(cfg, Path(tmp))[1:]
             bare, steps = train_bare(cfg)
             bare_epochs += bare[1:]
@@ -68,6 +93,8 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
           f"0.05 s), {extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such "
           f"as checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
           f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
+    print(f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
+          f"thread waits {background * 1000:.1f} ms with seqlab's background writer, {synchronous * 1000:.1f} ms writing it itself")
     return seqlab_s, bare_s, steps
 
 
