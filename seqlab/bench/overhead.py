@@ -57,7 +57,7 @@ def checkpoint_wait(checkpoint: Path, repeats: int = 20) -> tuple[float, float]:
             started = time.perf_counter()
             plugin.save_checkpoint(state, checkpoint.with_name(f"timed-{i % 2}.ckpt"))
             waits.append(time.perf_counter() - started)
-            time.sleep(0.02)  # an epoch's worth of training between saves
+            time.sleep(0.02)  # as between epochs: the previous write has had time to finish
         plugin.teardown()
         medians.append(statistics.median(waits))
     return medians[0], medians[1]
