@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 from mlflow import MlflowClient
 
 from seqlab import names
@@ -17,7 +18,6 @@ from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.reproduce.rerun import rerun
 from seqlab.tasks.synthetic import SineTask
 from seqlab.train import train
-from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 
 from conftest import compose_config, runs_of, seqlab_env
 
@@ -271,6 +271,15 @@ class SlowCheckpointIO(TorchCheckpointIO):
         if self.fail:
             raise OSError(f"No space left on device: {path}")
         super().save_checkpoint(checkpoint, path, storage_options)
+
+
+def test_the_default_trainer_writes_checkpoints_in_the_background(make_cfg):
+    from hydra.utils import instantiate
+
+    trainer = instantiate(make_cfg(tiny=False).trainer, logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, BackgroundCheckpointIO)
+    synchronous = instantiate(make_cfg("trainer.plugins=null", tiny=False).trainer, logger=False)
+    assert not isinstance(synchronous.strategy.checkpoint_io, AsyncCheckpointIO)  # the documented way back
 
 
 def test_a_checkpoint_removed_while_its_write_is_queued_is_gone(tmp_path):

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 from seqlab.bench.bare_loop import train_bare
 from seqlab.bench.clocks import EpochClock
 from seqlab.bench.harness import bench_config, epoch_seconds, report
+from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.train import build, train
 
 TARGET = 0.05  # seqlab within 5% of the bare loop
@@ -42,25 +44,19 @@ def lightning_alone(cfg: DictConfig, workdir: Path) -> list[float]:
     return epoch_seconds(clock)
 
 
-def checkpoint_wait(checkpoint: Path, repeats: int = 20) -> tuple[float, float]:
-    """Median seconds the training thread spends saving a run's own last checkpoint: handing it to
+def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], list[float]]:
+    """Seconds the training thread spends saving a run's own last checkpoint, each time: handing it to
     seqlab's background writer (the default) and writing it itself (Lightning's default CheckpointIO)."""
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
-
     state = torch.load(checkpoint, weights_only=True)
-    medians = []
-    for plugin in (BackgroundCheckpointIO(TorchCheckpointIO()), TorchCheckpointIO()):
-        waits = []
+    waits: tuple[list[float], list[float]] = ([], [])
+    for plugin, times in zip((BackgroundCheckpointIO(TorchCheckpointIO()), TorchCheckpointIO()), waits):
         for i in range(repeats):
             started = time.perf_counter()
             plugin.save_checkpoint(state, checkpoint.with_name(f"timed-{i % 2}.ckpt"))
-            waits.append(time.perf_counter() - started)
+            times.append(time.perf_counter() - started)
             time.sleep(0.02)  # as between epochs: the previous write has had time to finish
         plugin.teardown()
-        medians.append(statistics.median(waits))
-    return medians[0], medians[1]
+    return waits
 
 
 def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
@@ -70,6 +66,7 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
     each run is left out.
     """
     seqlab_epochs, alone_epochs, bare_epochs = [], [], []
+    background_waits, synchronous_waits = [], []
     for _ in range(trials):
         with tempfile.TemporaryDirectory() as tmp:
             clock = Path(tmp) / "epochs.json"
@@ -77,7 +74,10 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
             train(cfg)
             seqlab_epochs += epoch_seconds(clock)[1:]
             last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-            checkpoint_mb, (background, synchronous) = last.stat().st_size / 2**20, checkpoint_wait(last)
+            checkpoint_mb = last.stat().st_size / 2**20
+            background, synchronous = checkpoint_waits(last)
+            background_waits += background
+            synchronous_waits += synchronous
             alone_epochs += lightning_alone(cfg, Path(tmp))[1:]
             bare, steps = train_bare(cfg)
             bare_epochs += bare[1:]
@@ -94,7 +94,8 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
           f"as checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
           f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
     print(f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
-          f"thread waits {background * 1000:.1f} ms with seqlab's background writer, {synchronous * 1000:.1f} ms writing it itself")
+          f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
+          f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)")
     return seqlab_s, bare_s, steps
 
 

@@ -34,6 +34,9 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     an old best file before its write ran, and the write would then leave it behind. Writes finish
     before fit returns, on success and on error alike (Lightning's teardown), so testing the best
     checkpoint, a resume and the run's artifacts always see whole files.
+
+    It uses AsyncCheckpointIO's executor and error slot (`_ensure_setup`, `_executor`, `_error`, Lightning
+    2.6, pinned in constraints.txt); tests/test_reproducibility.py fails if an upgrade changes them.
     """
 
     def remove_checkpoint(self, path: str | Path) -> None:
