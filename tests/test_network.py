@@ -95,3 +95,17 @@ def test_head_hidden_zero_is_a_linear_read_out_and_the_budget_goes_to_the_cell()
     assert count_parameters(mlp) == count_parameters(linear) + 100 * 100 + 100
     sizes = {head: fit_budget(20000, spec, cell="rnn", head_hidden=head)["hidden_size"] for head in (0, None)}
     assert sizes[0] > sizes[None]  # without the hidden layer, more of the budget is the recurrent state
+
+
+@pytest.mark.parametrize("norm,looks_ahead", [("none", False), ("layer", False), ("batch", False), ("group", True)])
+def test_which_norms_let_a_step_see_later_steps(norm, looks_ahead):
+    """Why causal tasks refuse norm=group: its statistics span the whole sequence, so an earlier step's
+    output moves when a later input does (batch norm evaluates with running statistics, layer norm per step)."""
+    torch.manual_seed(0)
+    net = SequenceNet(STEP, cell="gru", hidden_size=8, norm=norm, num_groups=2).eval()
+    x = torch.randint(0, 7, (1, 20))
+    later = x.clone()
+    later[0, 15] = (later[0, 15] + 1) % 7
+    with torch.no_grad():
+        moved = (net(x)[0, :10] - net(later)[0, :10]).abs().max().item()
+    assert (moved > 1e-6) == looks_ahead

@@ -92,6 +92,7 @@ def test_ett_trains_and_logs_mse_mae_and_window_counts(make_cfg, client, data_ca
         (["task=ett", "task.window=8600", "task.horizon=100"], r"window=8600.*8640"),
         (["task=music", "task.dataset=bach"], r"task.dataset='bach'.*jsb, nottingham, musedata, pianomidi"),
         (["task=music", "model.bidirectional=true"], r"model.bidirectional=true.*task=music"),
+        (["task=music", "norm=group"], r"norm=group.*task=music.*norm=none, layer or batch"),
         (["task=csv"], r"task=csv needs task.path"),
         (["task=music", "task.train_chunk=0"], r"task.train_chunk=0.*>= 1"),
         (["task=music", "task.batch_by_length=sometimes"], r"task.batch_by_length='sometimes'.*true or false"),
