@@ -24,8 +24,8 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     if name == "overhead":  # every workload, with its "Lightning alone" side and checkpoint wait (README)
         from seqlab.bench.overhead import REPORTED, WORKLOADS
 
-        assert done.stdout.count("Lightning alone") == len(WORKLOADS) == 3
+        assert done.stdout.count("Lightning alone") == len(WORKLOADS) == 4
         waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
-        assert len(waits) == 3, done.stdout  # each workload times saving its own checkpoint
+        assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
         ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
         assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout

@@ -26,7 +26,7 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
     # the index batches of seqlab's own loaders (same order, same length bucketing), indexed by hand
     train_batches: EpochBatchSampler = task.train_dataloader().sampler
     val_batches: EpochBatchSampler = task.val_dataloader().sampler
-    limit = cfg.trainer.limit_train_batches
+    limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches  # as Lightning: an int counts batches
     steps = min(len(train_batches), limit) if isinstance(limit, int) else len(train_batches)
     clip = cfg.trainer.gradient_clip_val
 
@@ -48,7 +48,9 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
             optimizer.step()
         net.eval()
         with torch.inference_mode():
-            for index in val_batches:
+            for i, index in enumerate(val_batches):
+                if isinstance(val_limit, int) and i >= val_limit:
+                    break
                 batch = val_split[index]
                 loss(*loss.align(net(batch["x"]), batch["y"], batch.get("mask")))
         seconds.append(time.perf_counter() - started)
