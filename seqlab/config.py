@@ -227,18 +227,18 @@ def validate(cfg: DictConfig) -> None:
             f"model.pool={model.pool} shortens the sequence, but task={task_cls.name} predicts at every "
             "time step; use model.pool=none with this task."
         )
-    lookahead = {  # what lets the output at a step depend on later steps (norm=group: its statistics)
-        "model.bidirectional=true": model.bidirectional,
-        "model.frontend=conv1d": model.frontend == "conv1d",
-        "norm=group": norm.name == "group",
+    lookahead = {  # a setting -> (is it set, how it lets the output at a step depend on later steps)
+        "model.bidirectional=true": (model.bidirectional, "its backward direction runs from the sequence's end"),
+        "model.frontend=conv1d": (model.frontend == "conv1d", "its kernel is centred on the step"),
+        "norm=group": (norm.name == "group", "GroupNorm takes its statistics over all of a sequence's steps"),
     }
-    culprits = [setting for setting, present in lookahead.items() if present]
+    culprits = [(setting, how) for setting, (present, how) in lookahead.items() if present]
     if getattr(task_cls, "causal", False) and culprits:
+        setting, how = culprits[0]
         raise ConfigError(
-            f"{culprits[0]} lets the prediction at a step see later steps (GroupNorm takes its statistics "
-            f"over all of a sequence's steps), but task={task_cls.name} predicts the next step from the past "
-            "only; use model.bidirectional=false, model.frontend=none and norm=none, layer or batch (per-step, "
-            "or running statistics at evaluation)."
+            f"{setting} lets the prediction at a step see later steps ({how}), but task={task_cls.name} "
+            "predicts the next step from the past only; use model.bidirectional=false, model.frontend=none "
+            "and norm=none, layer or batch (per step, or running statistics at evaluation)."
         )
     at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:

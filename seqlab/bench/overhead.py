@@ -1,15 +1,15 @@
 """Framework overhead: one seqlab run (Lightning + MLflow on SQLite) against the bare loop, same everything.
 
-seqlab's cost is a fixed ~2-3 ms a training step on this 2-core CPU (Lightning's hooks, closure and
+seqlab's cost is a fixed ~1-3 ms a training step on this 2-core CPU (Lightning's hooks, closure and
 batch bookkeeping, seqlab's callbacks) plus a little per epoch (checkpoint, validation metrics, logging),
 whatever the model. So the ratio says how big the model's steps are as much as how lean seqlab is, and one
 run measures four workloads, each trained by both sides:
 
-- a small LSTM on the adding task (~5 ms steps): the fixed cost at its most visible;
-- the chung2014_jsb preset's LSTM (20k parameters, ~5 ms steps, 15 steps an epoch);
+- a small LSTM on the adding task (~3 ms steps): the fixed cost at its most visible;
+- the chung2014_jsb preset's LSTM (20k parameters, ~4 ms steps, 15 steps an epoch);
 - the bai2018_jsb preset's LSTM (300k parameters, ~20-25 ms steps): the reported ratio, a model of the size
   the papers seqlab reproduces train;
-- the bai2018_nottingham preset's LSTM (1M parameters, the largest preset): where the fixed cost should
+- the bai2018_nottingham preset's LSTM (1M parameters, ~50 ms steps, the largest preset): where the fixed cost should
   fade, measured rather than extrapolated (3 epochs a trial: its epochs take seconds).
 
 Each line shows the ratio, the difference per epoch (Lightning's parity test allows 0.05 s) and per step,
