@@ -29,3 +29,33 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
         ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
         assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout
+
+
+def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch):
+    # trainer.limit_train_batches / limit_val_batches cut both sides alike (quick mode relies on it), and
+    # the bare loop reports the training steps it took.
+    from seqlab.bench import bare_loop
+
+    indexed = {"train": 0, "val": 0}
+
+    class Counted:  # a split that counts the batches taken from it
+        def __init__(self, split, name):
+            self.split, self.name = split, name
+
+        def __len__(self):
+            return len(self.split)
+
+        def __getitem__(self, index):
+            indexed[self.name] += 1
+            return self.split[index]
+
+    def build(cfg):
+        task, module = real_build(cfg)
+        task.splits = {name: Counted(split, name) for name, split in task.splits.items()}
+        return task, module
+
+    real_build = bare_loop.build
+    monkeypatch.setattr(bare_loop, "build", build)
+    cfg = make_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")
+    seconds, steps = bare_loop.train_bare(cfg)
+    assert (len(seconds), steps, indexed) == (2, 3, {"train": 6, "val": 4})

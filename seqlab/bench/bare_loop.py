@@ -4,7 +4,9 @@ It trains the very same network, data, batch order, loss and optimizer as the se
 (both come from `seqlab.train.build`), so the time difference is what Lightning, Hydra and MLflow cost.
 """
 
+import itertools
 import time
+from collections.abc import Iterable, Iterator
 
 import torch
 from hydra.utils import instantiate
@@ -12,6 +14,11 @@ from omegaconf import DictConfig
 
 from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.train import build
+
+
+def limited(batches: Iterable, limit: int | float) -> Iterator:
+    """The first `limit` batches when it is an int, as Lightning's limit_*_batches; all of them otherwise."""
+    return itertools.islice(batches, limit if isinstance(limit, int) else None)
 
 
 def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
@@ -26,8 +33,8 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
     # the index batches of seqlab's own loaders (same order, same length bucketing), indexed by hand
     train_batches: EpochBatchSampler = task.train_dataloader().sampler
     val_batches: EpochBatchSampler = task.val_dataloader().sampler
-    limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches  # as Lightning: an int counts batches
-    steps = min(len(train_batches), limit) if isinstance(limit, int) else len(train_batches)
+    train_limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches
+    steps = min(len(train_batches), train_limit) if isinstance(train_limit, int) else len(train_batches)
     clip = cfg.trainer.gradient_clip_val
 
     seconds = []
@@ -35,9 +42,7 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
         started = time.perf_counter()
         train_batches.set_epoch(epoch)
         net.train()
-        for i, index in enumerate(train_batches):
-            if isinstance(limit, int) and i >= limit:
-                break
+        for index in limited(train_batches, train_limit):
             batch = train_split[index]
             out, y = loss.align(net(batch["x"]), batch["y"], batch.get("mask"))
             value = loss(out, y)
@@ -48,9 +53,7 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
             optimizer.step()
         net.eval()
         with torch.inference_mode():
-            for i, index in enumerate(val_batches):
-                if isinstance(val_limit, int) and i >= val_limit:
-                    break
+            for index in limited(val_batches, val_limit):
                 batch = val_split[index]
                 loss(*loss.align(net(batch["x"]), batch["y"], batch.get("mask")))
         seconds.append(time.perf_counter() - started)
