@@ -54,7 +54,8 @@ def test_rerun_repeats_the_run_exactly_as_a_new_run(make_cfg, client, tracking_u
     assert len(val_test_metrics(new)) >= 4
     assert history(client, new_id, names.VAL_LOSS) == history(client, original.info.run_id, names.VAL_LOSS)
     differing = {k for k, v in original.data.params.items() if new.data.params.get(k) != v}
-    assert differing == {"paths.output_dir", "trainer.default_root_dir", "callbacks.model_checkpoint.dirpath"}
+    assert differing == {"paths.output_dir", "trainer.default_root_dir", "callbacks.model_checkpoint.dirpath",
+                         "callbacks.last_checkpoint.dirpath"}
     assert new.data.params["paths.output_dir"].startswith(str(tmp_path / "outputs" / "reruns"))
 
 
@@ -317,11 +318,16 @@ def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, c
     assert run.info.status == "FAILED"
 
 
-def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(make_cfg, tmp_path):
-    cfg = make_cfg(*SMALL, "trainer.max_epochs=4")
+@pytest.mark.parametrize("best_at", ["val/loss", "epoch"])
+def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(best_at, make_cfg, tmp_path):
+    # Monitoring the epoch (mode min) makes epoch 0 the only best: since Lightning 2.6, save_last=True writes
+    # last.ckpt only when a best is saved, so it would hold epoch 0 and a resume would redo three epochs.
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=4", f"callbacks.model_checkpoint.monitor={best_at}")
     train(cfg)
     folder = Path(cfg.paths.output_dir) / "checkpoints"
     files = sorted(p.name for p in folder.iterdir())
     assert len(files) == 2 and files[1] == "last.ckpt" and files[0].startswith("best-epoch"), files
     last = torch.load(folder / "last.ckpt", weights_only=True)
     assert last["epoch"] == 3
+    if best_at == "epoch":
+        assert files[0] == "best-epoch000.ckpt"

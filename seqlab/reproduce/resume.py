@@ -20,7 +20,7 @@ from seqlab.tracking.params import redact
 from seqlab.tracking.run import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
-LAST_CHECKPOINT = "last.ckpt"  # ModelCheckpoint(save_last=True) rewrites it at every epoch end
+LAST_CHECKPOINT = "last.ckpt"  # callbacks.last_checkpoint rewrites it at every epoch end
 
 
 @dataclass
