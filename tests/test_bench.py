@@ -59,3 +59,27 @@ def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch
     cfg = make_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")
     seconds, steps = bare_loop.train_bare(cfg)
     assert (len(seconds), steps, indexed) == (2, 3, {"train": 6, "val": 4})
+
+
+def test_the_epoch_clock_counts_what_runs_after_the_epoch_end_hooks(tmp_path):
+    # ModelCheckpoint saves after every other callback's on_train_epoch_end; a clock stopped there missed
+    # seqlab's checkpoints. Here a callback after the clock stands in for them with a 50 ms sleep.
+    import json
+    import time
+
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from seqlab.bench.clocks import EpochClock
+
+    class SlowEpochEnd(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            time.sleep(0.05)
+
+    clock = tmp_path / "epochs.json"
+    trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[EpochClock(str(clock)), SlowEpochEnd()])
+    trainer.fit(BoringModel())
+    seconds = json.loads(clock.read_text())["epoch_seconds"]
+    assert len(seconds) == 3 and min(seconds) >= 0.05, seconds
