@@ -114,12 +114,16 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code
         resume_from = str(resume.checkpoint) if resume else None
         trainer.fit(module, datamodule=task, ckpt_path=resume_from, weights_only=True)
+        final_val_loss = trainer.callback_metrics.get(names.VAL_LOSS)  # before trainer.test replaces them
         checkpoint = trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)
         trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False, weights_only=True)
         run.log_metrics(figures.figures)
         add_run_artifacts(run, trainer, module, task, cfg, name)
-        best = checkpoint.best_model_score if has_best else trainer.callback_metrics.get(names.VAL_LOSS)
+        # No best score without a monitoring checkpoint callback (when the user dropped
+        # callbacks.model_checkpoint, Lightning's checkpoint_callback is callbacks.last_checkpoint)
+        best = checkpoint.best_model_score if has_best else None
+        best = final_val_loss if best is None else best
         return float(best) if best is not None else float("nan")
 
 

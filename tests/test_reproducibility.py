@@ -333,3 +333,12 @@ def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weigh
     assert last["epoch"] == 3
     if best_at == "epoch":
         assert files[0] == "best-epoch000.ckpt"
+
+
+def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, client):
+    # The value a sweeper minimizes. With callbacks.model_checkpoint dropped, Lightning's checkpoint_callback
+    # is callbacks.last_checkpoint, which monitors nothing and has no best score.
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=2", "~callbacks.model_checkpoint")
+    value = train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert value == pytest.approx(run.data.metrics[names.VAL_LOSS])
