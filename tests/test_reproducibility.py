@@ -321,11 +321,12 @@ def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, c
 
 
 @pytest.mark.parametrize("best_at", ["val/loss", "epoch"])
-def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(best_at, make_cfg, tmp_path):
+def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(best_at, make_cfg, client,
+                                                                                   tmp_path):
     # Monitoring the epoch (mode min) makes epoch 0 the only best: since Lightning 2.6, save_last=True writes
     # last.ckpt only when a best is saved, so it would hold epoch 0 and a resume would redo three epochs.
     cfg = make_cfg(*SMALL, "trainer.max_epochs=4", f"callbacks.model_checkpoint.monitor={best_at}")
-    train(cfg)
+    returned = train(cfg)
     folder = Path(cfg.paths.output_dir) / "checkpoints"
     files = sorted(p.name for p in folder.iterdir())
     assert len(files) == 2 and files[1] == "last.ckpt" and files[0].startswith("best-epoch"), files
@@ -333,6 +334,12 @@ def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weigh
     assert last["epoch"] == 3
     if best_at == "epoch":
         assert files[0] == "best-epoch000.ckpt"
+        # the best callback, not last_checkpoint, is the one seqlab tests, logs and hands the sweeper
+        # (Lightning takes the first ModelCheckpoint: this fails if the two swap places in the config)
+        assert returned == 0.0  # the best score: epoch 0
+        [run] = runs_of(client, cfg.tracking.experiment)
+        logged = [a.path for a in client.list_artifacts(run.info.run_id, names.CHECKPOINT_ARTIFACTS)]
+        assert logged == [f"{names.CHECKPOINT_ARTIFACTS}/best-epoch000.ckpt"], logged
 
 
 def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, client):

@@ -34,15 +34,14 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
     train_batches: EpochBatchSampler = task.train_dataloader().sampler
     val_batches: EpochBatchSampler = task.val_dataloader().sampler
     train_limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches
-    steps = min(len(train_batches), train_limit) if isinstance(train_limit, int) else len(train_batches)
     clip = cfg.trainer.gradient_clip_val
 
-    seconds = []
+    seconds, steps = [], 0
     for epoch in range(cfg.trainer.max_epochs):
         started = time.perf_counter()
         train_batches.set_epoch(epoch)
         net.train()
-        for index in limited(train_batches, train_limit):
+        for steps, index in enumerate(limited(train_batches, train_limit), start=1):
             batch = train_split[index]
             out, y = loss.align(net(batch["x"]), batch["y"], batch.get("mask"))
             value = loss(out, y)
