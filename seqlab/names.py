@@ -29,7 +29,8 @@ RERUN_OF = "rerun_of"  # tag of a rerun: the run id it repeats
 DATA_SHA256 = "data.sha256"  # tag: "<sha256>  <file>" per data file read; empty for generated data
 TORCH_VERSION, LIGHTNING_VERSION, MLFLOW_VERSION = "torch.version", "lightning.version", "mlflow.version"
 DETERMINISM = "seqlab.determinism"  # tag: the settings exact reproduction depends on
-CHECKPOINT_DIR = "seqlab.checkpoint_dir"  # tag: where last.ckpt of the run is written
+CHECKPOINT_DIR = "seqlab.checkpoint_dir"  # tag: the folder the run writes LAST_CHECKPOINT in
+LAST_CHECKPOINT = "last.ckpt"  # callbacks.last_checkpoint rewrites it at every epoch end: what a resume reads
 RESUMED_TAG = "seqlab.resumed"  # tag: the epochs a resume started from, e.g. "3" or "3,7"
 CHECKPOINT_RUN_ID = "seqlab_run_id"  # key in a Lightning checkpoint dict: the MLflow run it belongs to
 

@@ -117,7 +117,10 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         final_val_loss = trainer.callback_metrics.get(names.VAL_LOSS)  # before trainer.test replaces them
         checkpoint = trainer.checkpoint_callback
         has_best = checkpoint is not None and bool(checkpoint.best_model_path)
-        trainer.test(module, datamodule=task, ckpt_path="best" if has_best else None, verbose=False, weights_only=True)
+        # The first checkpoint callback's file by path, as ckpt_path="best" would pick it, without Lightning's
+        # warning about the second ModelCheckpoint (callbacks.last_checkpoint) at the end of every run.
+        tested = checkpoint.best_model_path if has_best else None
+        trainer.test(module, datamodule=task, ckpt_path=tested, verbose=False, weights_only=True)
         run.log_metrics(figures.figures)
         add_run_artifacts(run, trainer, module, task, cfg, name)
         # No best score without a monitoring checkpoint callback (when the user dropped

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from seqlab import names
 from seqlab.errors import ConfigError, TrackingError
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.reproduce.rerun import rerun
+from seqlab.reproduce.resume import resume_point
 from seqlab.tasks.synthetic import SineTask
 from seqlab.train import train
 
@@ -197,7 +199,7 @@ def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_sub
     assert proc.returncode != 0, output
     [killed] = runs_of(client, "seqlab")
     run_id = killed.info.run_id
-    assert killed.info.status == "KILLED", output
+    assert killed.info.status == "KILLED" and killed.data.tags[names.SIGNAL_TAG] == "SIGTERM", output
     interrupted_epochs = len(client.get_metric_history(run_id, names.VAL_LOSS))
     max_epochs = int(killed.data.params["trainer.max_epochs"])
     assert 1 <= interrupted_epochs < max_epochs, "the SIGTERM landed after the run had finished"
@@ -212,6 +214,7 @@ def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_sub
     [resumed] = runs_of(client, "seqlab")  # the same run, no second one
     assert resumed.info.run_id == run_id and resumed.info.status == "FINISHED"
     assert resumed.data.tags[names.RESUMED_TAG] == str(interrupted_epochs)
+    assert names.SIGNAL_TAG not in resumed.data.tags  # a FINISHED run does not say a signal stopped it
 
     reference_cfg = compose_config([*overrides, f"tracking.uri=sqlite:///{db}", "tracking.experiment=reference"])
     reference_cfg.paths.output_dir = str(tmp_path / "reference")
@@ -326,7 +329,11 @@ def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weigh
     # Monitoring the epoch (mode min) makes epoch 0 the only best: since Lightning 2.6, save_last=True writes
     # last.ckpt only when a best is saved, so it would hold epoch 0 and a resume would redo three epochs.
     cfg = make_cfg(*SMALL, "trainer.max_epochs=4", f"callbacks.model_checkpoint.monitor={best_at}")
-    returned = train(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        returned = train(cfg)
+    # seqlab names the checkpoint it tests: Lightning's ckpt_path="best" warns at every run about two callbacks
+    assert not [w for w in caught if "multiple `ModelCheckpoint`" in str(w.message)]
     folder = Path(cfg.paths.output_dir) / "checkpoints"
     files = sorted(p.name for p in folder.iterdir())
     assert len(files) == 2 and files[1] == "last.ckpt" and files[0].startswith("best-epoch"), files
@@ -340,6 +347,21 @@ def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weigh
         [run] = runs_of(client, cfg.tracking.experiment)
         logged = [a.path for a in client.list_artifacts(run.info.run_id, names.CHECKPOINT_ARTIFACTS)]
         assert logged == [f"{names.CHECKPOINT_ARTIFACTS}/best-epoch000.ckpt"], logged
+
+
+def test_a_resume_finds_last_ckpt_where_callbacks_last_checkpoint_writes_it(make_cfg, client, tracking_uri,
+                                                                           tmp_path):
+    # The run's tag names last_checkpoint's folder, not the best callback's (Lightning's checkpoint_callback):
+    # a user may point the two at different folders.
+    elsewhere = tmp_path / "elsewhere"
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=2", f"callbacks.last_checkpoint.dirpath={elsewhere}")
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert run.data.tags[names.CHECKPOINT_DIR] == str(elsewhere)
+    client.set_terminated(run.info.run_id, "KILLED")  # as a SIGTERM after its last epoch leaves it
+    point = resume_point(compose_config([f"resume={run.info.run_id}", f"tracking.uri={tracking_uri}"]))
+    assert point.checkpoint == elsewhere / names.LAST_CHECKPOINT
+    assert point.epoch == 2  # both epochs done: not the best epoch's checkpoint
 
 
 def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, client):

@@ -26,11 +26,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
+from seqlab import names
 from seqlab.bench.bare_loop import train_bare
 from seqlab.bench.clocks import EpochClock
 from seqlab.bench.harness import bench_config, epoch_seconds, report
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
-from seqlab.reproduce.resume import LAST_CHECKPOINT
 from seqlab.train import build, train
 
 TARGET = 0.05  # seqlab within 5% of the bare loop
@@ -76,7 +76,7 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, int]:
             cfg = bench_config(Path(tmp), overrides, epoch_clock=clock)
             train(cfg)
             seqlab_epochs += epoch_seconds(clock)[1:]
-            last = Path(cfg.callbacks.last_checkpoint.dirpath) / LAST_CHECKPOINT
+            last = Path(cfg.callbacks.last_checkpoint.dirpath) / names.LAST_CHECKPOINT
             checkpoint_mb = last.stat().st_size / 2**20
             background, synchronous = checkpoint_waits(last)
             background_waits += background

@@ -4,22 +4,37 @@ checkpoints are written off the training thread."""
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 from mlflow import MlflowClient
 
 from seqlab import names
 
 
+def last_checkpoint_folder(trainer: L.Trainer) -> str | None:
+    """The folder last.ckpt is written to: callbacks.last_checkpoint's, wherever the user points it.
+
+    Not trainer.checkpoint_callback's (the best one, first in the config): the two folders may differ.
+    A callback with save_last counts only when none is named last, since it writes last.ckpt only in
+    epochs that save a new best (Lightning 2.6).
+    """
+    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    named_last = [c for c in callbacks if c.filename == Path(names.LAST_CHECKPOINT).stem]
+    saving_last = [c for c in callbacks if c.save_last]
+    found = (named_last or saving_last or [None])[0]
+    return None if found is None else str(found.dirpath)
+
+
 class RunCheckpointLink(L.Callback):
-    """Store the run id in every checkpoint and the checkpoint folder in a tag of the run."""
+    """Store the run id in every checkpoint and the folder of last.ckpt in a tag of the run."""
 
     def __init__(self, client: MlflowClient, run_id: str) -> None:
         self.client, self.run_id = client, run_id
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and getattr(checkpoint, "dirpath", None):
-            self.client.set_tag(self.run_id, names.CHECKPOINT_DIR, str(checkpoint.dirpath))
+        folder = last_checkpoint_folder(trainer)
+        if folder is not None:
+            self.client.set_tag(self.run_id, names.CHECKPOINT_DIR, folder)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[names.CHECKPOINT_RUN_ID] = self.run_id

@@ -15,12 +15,12 @@ from omegaconf import DictConfig, open_dict
 
 from seqlab import names
 from seqlab.errors import TrackingError
+from seqlab.names import LAST_CHECKPOINT
 from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
 from seqlab.tracking.params import redact
 from seqlab.tracking.run import resolve_tracking_uri
 
 log = logging.getLogger(__name__)
-LAST_CHECKPOINT = "last.ckpt"  # callbacks.last_checkpoint rewrites it at every epoch end
 
 
 @dataclass
@@ -51,7 +51,8 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     if not folder:
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag {names.CHECKPOINT_DIR}), "
-            f"so it stopped before training started. `seqlab-rerun {run_id}` trains it again as a new run."
+            f"so it stopped before training started or ran without callbacks.last_checkpoint. "
+            f"`seqlab-rerun {run_id}` trains it again as a new run."
         )
     checkpoint = Path(folder) / LAST_CHECKPOINT
     if not checkpoint.is_file():

@@ -177,6 +177,10 @@ def tracked_run(
         client.update_run(run_id, status="RUNNING")
         for key, value in (extra_tags or {}).items():
             client.set_tag(run_id, key, value)
+        # Why it stopped last time no longer holds (seqlab.resumed keeps the history); left in place, a run
+        # that then finishes would still show as stopped by a signal or an error.
+        for stale in {names.SIGNAL_TAG, names.ERROR_TAG} & set(client.get_run(run_id).data.tags):
+            client.delete_tag(run_id, stale)
     spool = Spool(Path(cfg.paths.output_dir) / SPOOL_DIRNAME, run_id)
     tracked = TrackedRun(client, run_id, MlflowMetricLogger(client, run_id, spool))
     monitor = start_system_metrics(run_id, uri) if cfg.tracking.get("system_metrics") else None
