@@ -361,7 +361,7 @@ def test_a_resume_finds_last_ckpt_where_callbacks_last_checkpoint_writes_it(make
     client.set_terminated(run.info.run_id, "KILLED")  # as a SIGTERM after its last epoch leaves it
     point = resume_point(compose_config([f"resume={run.info.run_id}", f"tracking.uri={tracking_uri}"]))
     assert point.checkpoint == elsewhere / names.LAST_CHECKPOINT
-    assert point.epoch == 2  # both epochs done: not the best epoch's checkpoint
+    assert point.epoch == 2  # continues after the last finished epoch
 
 
 def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, client):

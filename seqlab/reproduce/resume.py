@@ -15,7 +15,6 @@ from omegaconf import DictConfig, open_dict
 
 from seqlab import names
 from seqlab.errors import TrackingError
-from seqlab.names import LAST_CHECKPOINT
 from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
 from seqlab.tracking.params import redact
 from seqlab.tracking.run import resolve_tracking_uri
@@ -54,10 +53,10 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
             f"so it stopped before training started or ran without callbacks.last_checkpoint. "
             f"`seqlab-rerun {run_id}` trains it again as a new run."
         )
-    checkpoint = Path(folder) / LAST_CHECKPOINT
+    checkpoint = Path(folder) / names.LAST_CHECKPOINT
     if not checkpoint.is_file():
         raise TrackingError(
-            f"Cannot resume run '{run_id}' ({status}): there is no {LAST_CHECKPOINT} in {folder} (it stopped "
+            f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it stopped "
             f"before its first epoch ended, or the folder was removed). `seqlab-rerun {run_id}` trains it again."
         )
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
