@@ -364,6 +364,18 @@ def test_a_resume_finds_last_ckpt_where_callbacks_last_checkpoint_writes_it(make
     assert point.epoch == 2  # continues after the last finished epoch
 
 
+def test_a_run_without_last_checkpoint_cannot_be_resumed_and_says_why(make_cfg, client, tracking_uri):
+    # Lightning's save_last would not do: its last.ckpt is the last best epoch, not the last finished one.
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=1", "~callbacks.last_checkpoint",
+                   "callbacks.model_checkpoint.save_last=true")
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert names.CHECKPOINT_DIR not in run.data.tags
+    client.set_terminated(run.info.run_id, "KILLED")
+    with pytest.raises(TrackingError, match=r"records no checkpoint folder.*without callbacks.last_checkpoint"):
+        resume_point(compose_config([f"resume={run.info.run_id}", f"tracking.uri={tracking_uri}"]))
+
+
 def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, client):
     # The value a sweeper minimizes. With callbacks.model_checkpoint dropped, Lightning's checkpoint_callback
     # is callbacks.last_checkpoint, which monitors nothing and has no best score.

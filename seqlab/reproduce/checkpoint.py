@@ -12,17 +12,16 @@ from seqlab import names
 
 
 def last_checkpoint_folder(trainer: L.Trainer) -> str | None:
-    """The folder last.ckpt is written to: callbacks.last_checkpoint's, wherever the user points it.
+    """The folder of callbacks.last_checkpoint (the ModelCheckpoint named last), wherever the user points it.
 
     Not trainer.checkpoint_callback's (the best one, first in the config): the two folders may differ.
-    A callback with save_last counts only when none is named last, since it writes last.ckpt only in
-    epochs that save a new best (Lightning 2.6).
+    Nor a save_last callback's: since Lightning 2.6 its last.ckpt is the last *best* epoch, and a resume
+    from there would log the epochs after it twice. None when no callback writes last.ckpt every epoch.
     """
-    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
-    named_last = [c for c in callbacks if c.filename == Path(names.LAST_CHECKPOINT).stem]
-    saving_last = [c for c in callbacks if c.save_last]
-    found = (named_last or saving_last or [None])[0]
-    return None if found is None else str(found.dirpath)
+    stem = Path(names.LAST_CHECKPOINT).stem
+    folders = [c.dirpath for c in trainer.checkpoint_callbacks
+               if isinstance(c, ModelCheckpoint) and c.filename == stem and c.dirpath]
+    return str(folders[0]) if folders else None
 
 
 class RunCheckpointLink(L.Callback):
