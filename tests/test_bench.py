@@ -13,6 +13,8 @@ from conftest import seqlab_env
 def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     if name == "data":
         data_cache("ETTm1.csv")
+    if name == "overhead":  # its workloads include the JSB and Nottingham presets
+        data_cache("JSB_Chorales.mat", "Nottingham.mat")
     done = subprocess.run(
         [sys.executable, "-m", "seqlab.bench.cli", name, "--quick"],
         cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=600,
