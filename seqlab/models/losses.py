@@ -70,6 +70,13 @@ class Loss(nn.Module):
         return self.criterion(out, y)
 
 
+def bernoulli_nll(out: torch.Tensor, y: torch.Tensor, from_logits: bool, reduction: str = "none") -> torch.Tensor:
+    """The Bernoulli NLL of each label (or their sum), from logits or from probabilities."""
+    if from_logits:
+        return F.binary_cross_entropy_with_logits(out, y, reduction=reduction)
+    return F.binary_cross_entropy(out.clamp(1e-7, 1 - 1e-7), y, reduction=reduction)
+
+
 class BernoulliNLL(Metric):
     """Negative log-likelihood per time step of multi-label (piano-roll) outputs, as music papers report it.
 
@@ -86,11 +93,7 @@ class BernoulliNLL(Metric):
         self.add_state("steps", default=torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, out: torch.Tensor, y: torch.Tensor) -> None:  # (N steps, labels)
-        if self.from_logits:
-            nll = F.binary_cross_entropy_with_logits(out, y, reduction="sum")
-        else:
-            nll = F.binary_cross_entropy(out.clamp(1e-7, 1 - 1e-7), y, reduction="sum")
-        self.total += nll.double()
+        self.total += bernoulli_nll(out, y, self.from_logits, reduction="sum").double()
         self.steps += out.shape[0]
 
     def compute(self) -> torch.Tensor:

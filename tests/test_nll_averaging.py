@@ -1,0 +1,99 @@
+"""NLL averaging of music runs: the three means on known numbers, and recomputed from a real run's checkpoint."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from seqlab import names
+from seqlab.errors import TrackingError
+from seqlab.reports.nll_averaging import PieceNLLs, best_checkpoint, main, run_nlls
+from seqlab.train import build, train
+
+from conftest import runs_of
+
+
+def test_the_three_means_weight_steps_pieces_and_first_steps_as_documented():
+    # a long easy piece and a short hard one: the per-step mean follows the long one, the per-piece mean
+    # weights both alike
+    nlls = PieceNLLs(total=torch.tensor([10.0, 6.0], dtype=torch.float64), steps=torch.tensor([10, 2]),
+                     first=torch.tensor([4.0, 5.0], dtype=torch.float64))
+    assert nlls.per_step() == pytest.approx(16 / 12)
+    assert nlls.per_piece() == pytest.approx((1.0 + 3.0) / 2)
+    assert nlls.without_first_step() == pytest.approx((6.0 + 1.0) / (9 + 1))
+
+
+def _music_run(make_cfg, client, data_cache, *overrides: str) -> tuple[str, object]:
+    data_cache("JSB_Chorales.mat")
+    cfg = make_cfg("task=music", "trainer.limit_test_batches=1.0", *overrides)  # test/nll over every test piece
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert run.info.status == "FINISHED"
+    return run.info.run_id, cfg
+
+
+def test_recomputed_per_step_nll_is_the_logged_test_nll_and_per_piece_is_each_pieces_own_mean(
+    make_cfg, client, data_cache, tmp_path
+):
+    run_id, cfg = _music_run(make_cfg, client, data_cache)
+    result = run_nlls(client, run_id)
+    nlls = result.nlls
+    assert (result.dataset, result.cell) == ("jsb", cfg.cell.name)
+    assert math.isclose(nlls.per_step(), result.logged, rel_tol=1e-5)  # the logged best checkpoint is what was tested
+
+    # per piece by hand, one unpadded piece at a time: batching and padding must not change any piece's NLL
+    task, module = build(cfg)
+    test = task.splits[names.TEST]
+    module.load_state_dict(torch.load(best_checkpoint(client, run_id, tmp_path), weights_only=True)["state_dict"])
+    module.eval()
+    sums, counts = [], []
+    with torch.inference_mode():
+        for i in range(len(test)):
+            piece = test[torch.tensor([i])]
+            nll = F.binary_cross_entropy_with_logits(module.net(piece["x"]), piece["y"], reduction="none").sum(-1)
+            sums.append(nll[piece["mask"]].double().sum())
+            counts.append(int(piece["mask"].sum()))
+    assert sorted(nlls.steps.tolist()) == sorted(counts)  # every piece once (evaluated in length order)
+    by_hand = torch.stack(sums)
+    assert nlls.per_piece() == pytest.approx(float((by_hand / torch.tensor(counts)).mean()), rel=1e-6)
+    assert nlls.per_step() == pytest.approx(float(by_hand.sum() / sum(counts)), rel=1e-6)
+
+
+def test_probability_outputs_are_scored_as_probabilities(make_cfg, client, data_cache):
+    run_id, _ = _music_run(make_cfg, client, data_cache, "loss=bce")
+    result = run_nlls(client, run_id)
+    assert math.isclose(result.nlls.per_step(), result.logged, rel_tol=1e-5)
+
+
+def test_sweep_expands_to_its_finished_jobs_and_each_cell_gets_its_means(make_cfg, client, data_cache, tracking_uri, capsys):
+    run_id, cfg = _music_run(make_cfg, client, data_cache, "cell=gru")
+    experiment_id = client.get_run(run_id).info.experiment_id
+    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
+    client.set_tag(run_id, names.PARENT_RUN_TAG, parent)
+    main(["--sweep", parent, "--tracking-uri", tracking_uri])
+    lines = capsys.readouterr().out.splitlines()
+    per_step = f"{run_nlls(client, run_id).nlls.per_step():.3f}"
+    [row] = [line for line in lines if line.endswith(" 77") and "jsb" in line]
+    assert row.split()[2:4] == [per_step, per_step]  # logged test/nll and recomputed per step agree
+    assert lines[-2] == "mean over the runs of each cell:"
+    assert lines[-1].split()[:3] == ["gru", "jsb", per_step] and lines[-1].endswith("x1")
+
+
+def test_no_runs_given_is_a_usage_error(tracking_uri, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--tracking-uri", tracking_uri])
+    assert exit_.value.code == 2
+    assert "give RUN_IDs, or --sweep" in capsys.readouterr().err
+
+
+def test_a_run_of_another_task_is_refused_with_the_reason(make_cfg, client, tracking_uri, capsys):
+    cfg = make_cfg("task=adding")
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    with pytest.raises(TrackingError, match="music task only"):
+        run_nlls(client, run.info.run_id)
+    with pytest.raises(SystemExit) as exit_:
+        main([run.info.run_id, "--tracking-uri", tracking_uri])
+    assert exit_.value.code == 2
+    assert "music task only" in capsys.readouterr().err
