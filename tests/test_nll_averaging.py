@@ -97,3 +97,21 @@ def test_a_run_of_another_task_is_refused_with_the_reason(make_cfg, client, trac
         main([run.info.run_id, "--tracking-uri", tracking_uri])
     assert exit_.value.code == 2
     assert "music task only" in capsys.readouterr().err
+
+
+def test_a_run_without_a_logged_checkpoint_or_a_wrong_sweep_id_is_refused_with_the_reason(client, tracking_uri, tmp_path, capsys):
+    experiment_id = client.create_experiment("nll-averaging-no-checkpoint")
+    run_id = client.create_run(experiment_id).info.run_id  # as a run that failed before its first checkpoint
+    with pytest.raises(TrackingError, match="no checkpoint under its 'checkpoints' artifacts"):
+        best_checkpoint(client, run_id, tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--sweep", "0" * 32, "--tracking-uri", tracking_uri])
+    assert exit_.value.code == 2
+    assert f"run '{'0' * 32}': there is no such run" in capsys.readouterr().err
+
+
+def test_a_dead_tracking_server_is_named_at_once(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["0" * 32, "--tracking-uri", "http://127.0.0.1:9"])  # the discard port: nothing answers
+    assert exit_.value.code == 2
+    assert "http://127.0.0.1:9" in capsys.readouterr().err

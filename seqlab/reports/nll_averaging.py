@@ -114,14 +114,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db)")
     args = parser.parse_args(argv)
     from seqlab.reports.compare import runs_to_compare
+    from seqlab.reproduce.run_config import get_run
     from seqlab.tracking.run import resolve_tracking_uri
+    from seqlab.tracking.server import check_reachable
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri))
+    uri = resolve_tracking_uri(args.tracking_uri)
+    client = MlflowClient(uri)
     run_ids = list(args.run_ids)
-    for parent in args.sweep:
-        jobs = sorted(runs_to_compare(client, parent), key=lambda r: r.info.run_name or "")
-        run_ids += [r.info.run_id for r in jobs]
+    try:
+        check_reachable(uri)  # a dead server: a clear error in seconds, not MLflow's minutes of retries
+        for parent in args.sweep:
+            get_run(client, parent, "read the sweep of")  # a clear error for a wrong id
+            jobs = sorted(runs_to_compare(client, parent), key=lambda r: r.info.run_name or "")
+            run_ids += [r.info.run_id for r in jobs]
+    except SeqlabError as err:
+        parser.exit(2, f"nll_averaging: {err}\n")
     if not run_ids:
         parser.error("give RUN_IDs, or --sweep PARENT_RUN_ID (a sweep with finished jobs)")
     print(f"{'run':<28} {'logged test/nll':>15} {'per step':>9} {'per piece':>9} {'no 1st step':>11} {'pieces':>6}")
