@@ -94,3 +94,14 @@ def test_cli_names_a_missing_metric(tracking_uri, capsys):
         main([parent, "--tracking-uri", tracking_uri, "--metric", "test/accuracy"])
     assert exit_.value.code == 1
     assert "no run has the metric 'test/accuracy'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["parent", "experiment"])
+def test_cli_names_a_sweep_or_experiment_that_is_not_in_the_store(which, tracking_uri, capsys):
+    args = ["0" * 32] if which == "parent" else ["--experiment", "no-such-experiment"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--tracking-uri", tracking_uri])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    expected = f"run '{'0' * 32}': there is no such run" if which == "parent" else "no experiment named 'no-such-experiment'"
+    assert err.startswith("seqlab-compare: ") and expected in err, err

@@ -86,14 +86,20 @@ class Comparison:
 
 
 def runs_to_compare(client: MlflowClient, parent_run_id: str | None = None, experiment: str | None = None) -> list[Run]:
-    """The finished jobs of a sweep (its parent's children), or the finished leaf runs of an experiment."""
+    """The finished jobs of a sweep (its parent's children), or the finished leaf runs of an experiment.
+
+    A parent run or experiment that is not in the store raises a TrackingError naming it.
+    """
+    from seqlab.errors import TrackingError
+    from seqlab.reproduce.run_config import get_run
+
     if parent_run_id:
-        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        experiment_id = get_run(client, parent_run_id, "compare the jobs of").info.experiment_id
         query = f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}' and attributes.status = 'FINISHED'"
         return client.search_runs([experiment_id], filter_string=query, max_results=50000)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise SystemExit(f"seqlab-compare: no experiment named {experiment!r} in this tracking store")
+        raise TrackingError(f"There is no experiment named {experiment!r} in this tracking store; the MLflow UI lists them.")
     runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=50000)
     parents = {r.data.tags.get(names.PARENT_RUN_TAG) for r in runs}
     return [r for r in runs if r.info.run_id not in parents]
@@ -218,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if bool(args.parent_run_id) == bool(args.experiment):
         parser.error("give a PARENT_RUN_ID or --experiment NAME (one of them)")
+    from seqlab.errors import SeqlabError
     from seqlab.tracking.params import redact
     from seqlab.tracking.run import resolve_tracking_uri
     from seqlab.tracking.server import check_reachable
@@ -228,7 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:
         parser.exit(1, f"seqlab-compare: {err}\n")
     client = MlflowClient(uri)
-    runs = runs_to_compare(client, args.parent_run_id, args.experiment)
+    try:
+        runs = runs_to_compare(client, args.parent_run_id, args.experiment)
+    except SeqlabError as err:
+        parser.exit(1, f"seqlab-compare: {err}\n")
     if not runs:
         parser.exit(1, f"seqlab-compare: no finished runs to compare in {redact(uri)}\n")
     if not any(args.metric in r.data.metrics for r in runs):

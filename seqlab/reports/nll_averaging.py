@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class PieceNLLs:
     """Per test piece: the NLL summed over its predicted steps, their number, and its first step's NLL."""
 
     total: torch.Tensor  # (pieces,) float64
-    steps: torch.Tensor  # (pieces,), each at least 1
+    steps: torch.Tensor  # (pieces,)
     first: torch.Tensor  # (pieces,) float64
 
     def per_step(self) -> float:
@@ -42,22 +43,19 @@ class PieceNLLs:
         return float((self.total - self.first).sum() / (self.steps - 1).sum())
 
 
-def piece_nlls(net: torch.nn.Module, pieces, from_logits: bool, batch_size: int) -> PieceNLLs:
-    """Evaluate every piece of a PaddedSequences split, in batches of similar length, as the test loop does."""
+def piece_nlls(net: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], from_logits: bool) -> PieceNLLs:
+    """The NLLs of every piece in padded, masked batches (the task's test loader: the batches seqlab tests on)."""
     from seqlab.models.losses import bernoulli_nll
 
     totals, counts, firsts = [], [], []
     net.eval()
     with torch.inference_mode():
-        for index in pieces.steps.argsort().split(batch_size):
-            batch = pieces[index]
+        for batch in batches:
             nll = bernoulli_nll(net(batch["x"]), batch["y"], from_logits).sum(-1).double() * batch["mask"]  # (B, T)
             totals.append(nll.sum(1))
             counts.append(batch["mask"].sum(1))
             firsts.append(nll[:, 0])
-    steps = torch.cat(counts)
-    kept = steps > 0  # a one-step piece predicts nothing (and counts in no average)
-    return PieceNLLs(torch.cat(totals)[kept], steps[kept], torch.cat(firsts)[kept])
+    return PieceNLLs(torch.cat(totals), torch.cat(counts), torch.cat(firsts))
 
 
 def best_checkpoint(client: MlflowClient, run_id: str, folder: Path) -> Path:
@@ -82,6 +80,7 @@ class RunNLLs:
 
 def run_nlls(client: MlflowClient, run_id: str) -> RunNLLs:
     """A finished music run's test pieces' NLLs, recomputed from its logged best checkpoint."""
+    from seqlab.models.losses import BernoulliNLL
     from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
     from seqlab.tasks.music import MusicTask
     from seqlab.train import build
@@ -97,7 +96,9 @@ def run_nlls(client: MlflowClient, run_id: str) -> RunNLLs:
     with tempfile.TemporaryDirectory() as tmp:
         state = torch.load(best_checkpoint(client, run_id, Path(tmp)), weights_only=True)["state_dict"]
     module.load_state_dict(state)
-    nlls = piece_nlls(module.net, task.splits[names.TEST], module.loss.output == "identity", cfg.task.batch_size)
+    # scored as the run's own test/nll metric scored it: from logits or from probabilities, as the loss trained
+    [metric] = [m for m in module.test_metrics.values() if isinstance(m, BernoulliNLL)]
+    nlls = piece_nlls(module.net, task.test_dataloader(), metric.from_logits)
     return RunNLLs(run.info.run_name or run_id, cfg.task.dataset, cfg.cell.name,
                    run.data.metrics.get(f"{names.TEST}/nll"), nlls)
 
@@ -114,7 +115,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db)")
     args = parser.parse_args(argv)
     from seqlab.reports.compare import runs_to_compare
-    from seqlab.reproduce.run_config import get_run
     from seqlab.tracking.run import resolve_tracking_uri
     from seqlab.tracking.server import check_reachable
 
@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         check_reachable(uri)  # a dead server: a clear error in seconds, not MLflow's minutes of retries
         for parent in args.sweep:
-            get_run(client, parent, "read the sweep of")  # a clear error for a wrong id
             jobs = sorted(runs_to_compare(client, parent), key=lambda r: r.info.run_name or "")
             run_ids += [r.info.run_id for r in jobs]
     except SeqlabError as err:
