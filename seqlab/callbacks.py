@@ -1,11 +1,13 @@
 """Lightning callbacks seqlab adds to every run (listed in conf/callbacks/default.yaml)."""
 
 import logging
+import math
+
 import lightning as L
 import torch
 
 from seqlab import names
-from seqlab.errors import DivergedError
+from seqlab.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +39,56 @@ class EpochSummary(L.Callback):
         }
         text = "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
         log.info("epoch %d/%d  %s", trainer.current_epoch + 1, trainer.max_epochs, text)
+
+
+class WeightNoise(L.Callback):
+    """Gaussian noise on every trainable parameter for each training step (fixed weight noise, Graves 2011).
+
+    A regularizer of the recurrent-network papers of that time: Chung et al. 2014 train with std 0.075.
+    The gradient is taken at the noisy weights and applied to the clean ones: noise goes on before the
+    forward pass, the clean weights come back before the optimizer steps. Validation, test and every
+    checkpoint see clean weights. std 0 (the default) leaves training untouched.
+    """
+
+    def __init__(self, std: float = 0.0) -> None:
+        self.std = std
+        self._clean: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+
+    @classmethod
+    def check(cls, options) -> None:
+        """Called by config.validate: a bad std fails at start-up, not inside instantiate."""
+        std = options.get("std", 0.0)
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
+            raise ConfigError(
+                f"Invalid callbacks.weight_noise.std={std!r}: it must be a finite number >= 0, the standard "
+                "deviation of the noise added to every weight per training step (0 turns it off; Chung et al. "
+                "2014 used 0.075)."
+            )
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        # After BatchReseed (train.py puts it first): the noise, like dropout, is fixed by (seed, epoch, batch),
+        # so a resumed run draws the same noise as one that never stopped.
+        if not self.std:
+            return
+        self._restore()  # a step that never reached the optimizer (an exception caught by a callback)
+        with torch.no_grad():
+            for p in pl_module.parameters():
+                if p.requires_grad:
+                    self._clean.append((p, p.detach().clone()))
+                    p.add_(torch.randn_like(p), alpha=self.std)
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        self._restore()  # the gradients stay: they were taken at the noisy weights
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self._restore()  # with gradient accumulation, most batches end without an optimizer step
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()  # an interrupted run's last checkpoint must hold clean weights
+
+    def _restore(self) -> None:
+        if self._clean:
+            with torch.no_grad():
+                for p, clean in self._clean:
+                    p.copy_(clean)
+            self._clean.clear()

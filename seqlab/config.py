@@ -170,6 +170,8 @@ def validate(cfg: DictConfig) -> None:
         _check_target_keys(cfg.scheduler, "scheduler")
     for name, callback in (cfg.callbacks or {}).items():
         _check_target_keys(callback, f"callbacks.{name}")
+        if hasattr(target := target_of(callback, f"callbacks.{name}"), "check"):
+            target.check(callback)
 
     cell, model, norm = cfg.cell, cfg.model, cfg.norm
     _choice("cell.name", cell.name, list(CELLS))

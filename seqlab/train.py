@@ -89,8 +89,8 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     task, module = build(cfg)
     check_batch_limits(cfg.trainer, task.batch_counts(), task.batch_size)
     net = module.net
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values()]
-    callbacks.append(BatchReseed(cfg.seed))
+    # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
+    callbacks = [BatchReseed(cfg.seed)] + [instantiate(c) for c in (cfg.callbacks or {}).values()]
     name = resume.run_name if resume else f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):
