@@ -114,4 +114,5 @@ def test_a_dead_tracking_server_is_named_at_once(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["0" * 32, "--tracking-uri", "http://127.0.0.1:9"])  # the discard port: nothing answers
     assert exit_.value.code == 2
-    assert "http://127.0.0.1:9" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:9" in err and "nothing was trained, read or logged" in err
