@@ -70,7 +70,6 @@ class WeightNoise(L.Callback):
         # so a resumed run draws the same noise as one that never stopped.
         if not self.std:
             return
-        self._restore()  # a step that never reached the optimizer (an exception caught by a callback)
         with torch.no_grad():
             for p in pl_module.parameters():
                 if p.requires_grad:
@@ -84,7 +83,7 @@ class WeightNoise(L.Callback):
         self._restore()  # with gradient accumulation, most batches end without an optimizer step
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore()  # an interrupted run's last checkpoint must hold clean weights
+        self._restore()  # a fit that failed mid-step leaves the module holding its clean weights
 
     def _restore(self) -> None:
         if self._clean:

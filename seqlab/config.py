@@ -142,16 +142,20 @@ def target_of(node: DictConfig, path: str) -> Any:
         raise ConfigError(f"Cannot import {path}._target_={node._target_!r}: {exc}.") from exc
 
 
-def _check_target_keys(node: DictConfig, path: str) -> None:
-    """Every key of a `_target_` section must be a parameter of what it instantiates."""
+def _check_target_section(node: DictConfig, path: str) -> Any:
+    """Every key of a `_target_` section must be a parameter of what it instantiates, and a target with a
+    `check(options)` classmethod (a task, weight noise) refuses bad values here, not inside instantiate.
+    Returns the target."""
     target = target_of(node, path)
     params = inspect.signature(target).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = {p for p in params if p not in {"self", "args", "kwargs"}}
-    for key in node.keys():
-        if key not in _INSTANTIATE_KEYS and key not in allowed:
-            raise _unknown_key(path, str(key), allowed)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = {p for p in params if p not in {"self", "args", "kwargs"}}
+        for key in node.keys():
+            if key not in _INSTANTIATE_KEYS and key not in allowed:
+                raise _unknown_key(path, str(key), allowed)
+    if hasattr(target, "check"):
+        target.check(node)
+    return target
 
 
 def validate(cfg: DictConfig) -> None:
@@ -164,14 +168,13 @@ def validate(cfg: DictConfig) -> None:
     for section in ("task", "loss", "optimizer", "trainer"):
         if not isinstance(cfg.get(section), DictConfig) or "_target_" not in cfg[section]:
             raise ConfigError(f"The config has no '{section}' section with a _target_; choose one with {section}=<option>.")
-    for path in ("task", "optimizer", "trainer"):
-        _check_target_keys(cfg[path], path)
+    task_cls = _check_target_section(cfg.task, "task")
+    for path in ("optimizer", "trainer"):
+        _check_target_section(cfg[path], path)
     if cfg.scheduler is not None:
-        _check_target_keys(cfg.scheduler, "scheduler")
+        _check_target_section(cfg.scheduler, "scheduler")
     for name, callback in (cfg.callbacks or {}).items():
-        _check_target_keys(callback, f"callbacks.{name}")
-        if hasattr(target := target_of(callback, f"callbacks.{name}"), "check"):
-            target.check(callback)
+        _check_target_section(callback, f"callbacks.{name}")
 
     cell, model, norm = cfg.cell, cfg.model, cfg.norm
     _choice("cell.name", cell.name, list(CELLS))
@@ -209,9 +212,6 @@ def validate(cfg: DictConfig) -> None:
             f"(model.hidden_size={model.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
         )
 
-    task_cls = target_of(cfg.task, "task")
-    if hasattr(task_cls, "check"):
-        task_cls.check(cfg.task)
     loss_name = cfg.loss.get("name")
     _choice("loss", loss_name, list(LOSSES))
     if task_cls.kind not in LOSSES[loss_name].kinds:

@@ -36,6 +36,15 @@ def test_the_gradient_is_taken_at_the_noisy_weights_and_the_clean_weights_come_b
         torch.testing.assert_close(p.grad, r.grad)
 
 
+def test_a_step_that_fails_before_the_optimizer_leaves_the_clean_weights():
+    net = torch.nn.Linear(4, 3)
+    clean = [p.detach().clone() for p in net.parameters()]
+    noise = WeightNoise(std=0.5)
+    noise.on_train_batch_start(None, net, None, 0)
+    noise.on_exception(None, net, RuntimeError("a failed forward pass"))
+    assert all(torch.equal(p, c) for p, c in zip(net.parameters(), clean))
+
+
 def test_std_zero_leaves_the_weights_alone():
     net = torch.nn.Linear(4, 3)
     before = [p.detach().clone() for p in net.parameters()]

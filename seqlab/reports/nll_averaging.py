@@ -12,7 +12,6 @@ weights its test metrics come from), so the per-step column must equal the logge
 
 import argparse
 import os
-import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -141,8 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             print(_row(f"{result.name} {result.dataset}", "-" if result.logged is None else f"{result.logged:.3f}",
                        nlls.per_step(), nlls.per_piece(), nlls.without_first_step(), str(len(nlls.steps))), flush=True)
     except SeqlabError as err:
-        print(f"nll_averaging: {err}", file=sys.stderr)
-        sys.exit(2)
+        parser.exit(2, f"nll_averaging: {err}\n")
     print("mean over the runs of each cell:")
     for (dataset, cell), runs in by_cell.items():
         means = [sum(getattr(n, f)() for n in runs) / len(runs) for f in ("per_step", "per_piece", "without_first_step")]
