@@ -1,11 +1,15 @@
 """The network's building blocks, in plain torch: shapes, readouts, norms, front-end, outputs."""
 
+import copy
 import itertools
 
 import pytest
 import torch
 
+from torchmetrics import MeanSquaredError, MetricCollection
+
 from seqlab.models.losses import LOSSES, Loss
+from seqlab.models.module import SequenceModule
 from seqlab.models.network import CELLS, READOUTS, SequenceNet, count_parameters
 from seqlab.tasks.base import TaskKind, TaskSpec
 
@@ -109,3 +113,68 @@ def test_which_norms_let_a_step_see_later_steps(norm, looks_ahead):
     with torch.no_grad():
         moved = (net(x)[0, :10] - net(later)[0, :10]).abs().max().item()
     assert (moved > 1e-6) == looks_ahead
+
+
+MUSIC = TaskSpec(kind=TaskKind.MULTILABEL, input_size=6, output_size=6, per_step=True)
+
+
+def padded(pieces: list[torch.Tensor], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A music-style batch: pieces zero-padded to `steps`, and the (B, T) mask of their real steps."""
+    x = torch.zeros(len(pieces), steps, pieces[0].shape[-1])
+    mask = torch.zeros(len(pieces), steps, dtype=torch.bool)
+    for i, piece in enumerate(pieces):
+        x[i, : len(piece)], mask[i, : len(piece)] = piece, True
+    return x, mask
+
+
+def test_batch_norm_takes_its_statistics_over_the_real_steps_of_a_padded_batch():
+    """How much a batch is padded must not move a real step's output or the running statistics: without the
+    mask, BatchNorm's mean and variance (and so every output) shift with the padded steps' outputs."""
+    torch.manual_seed(0)
+    pieces = [torch.rand(5, 6), torch.rand(12, 6)]
+    fresh = SequenceNet(MUSIC, cell="gru", hidden_size=8, norm="batch", head_hidden=0)
+    runs = {}
+    for steps in (12, 30):
+        net = copy.deepcopy(fresh)
+        x, mask = padded(pieces, steps)
+        runs[steps] = (net(x, mask)[mask], net.norm.norm.running_mean, net.norm.norm.running_var)
+    for short, long in zip(runs[12], runs[30]):
+        assert torch.allclose(short, long, atol=1e-6)
+
+    # and the statistics are exactly those of the real steps: BatchNorm1d over h[mask]
+    net = SequenceNet(MUSIC, cell="gru", hidden_size=8, norm="batch")
+    x, mask = padded(pieces, 30)
+    h, _ = net.rnn(x)
+    reference = torch.nn.BatchNorm1d(8)
+    assert torch.allclose(net.encode(x, mask)[mask], reference(h[mask].detach()), atol=1e-5)
+    assert torch.allclose(net.norm.norm.running_var, reference.running_var, atol=1e-6)
+
+
+def test_batch_norm_without_a_mask_normalizes_every_step_and_evaluates_per_step():
+    """No mask means every step is real (fixed-length tasks); at evaluation the running statistics make the
+    masked and unmasked outputs of real steps the same, so served models and reports need no mask."""
+    torch.manual_seed(0)
+    net = SequenceNet(MUSIC, cell="lstm", hidden_size=8, norm="batch")
+    x, mask = padded([torch.rand(7, 6), torch.rand(9, 6)], 9)
+    h = net.encode(x)
+    flat = h.reshape(-1, 8)
+    assert torch.allclose(flat.mean(0), torch.zeros(8), atol=1e-5)  # normalized over all B x T steps
+    net(x, mask)  # running statistics move
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x, mask)[mask], net(x)[mask])
+
+
+def test_the_lightning_module_hands_the_batch_mask_to_the_network():
+    """What training and evaluation see (SequenceModule._outputs): the padded steps neither reach the loss
+    nor, through batch norm, the real steps' outputs."""
+    torch.manual_seed(0)
+    pieces = [torch.rand(4, 6), torch.rand(10, 6)]
+    fresh = SequenceModule(SequenceNet(MUSIC, cell="lstm", hidden_size=8, norm="batch"), Loss("bce_with_logits"),
+                           optimizer=torch.optim.Adam, metrics=MetricCollection([MeanSquaredError()]))
+    outputs = []
+    for steps in (10, 25):
+        x, mask = padded(pieces, steps)
+        outputs.append(copy.deepcopy(fresh)._outputs({"x": x, "y": (x > 0.5).float(), "mask": mask}))
+    assert outputs[0][0].shape == (14, 6)
+    assert torch.allclose(outputs[0][0], outputs[1][0], atol=1e-6) and torch.equal(outputs[0][1], outputs[1][1])

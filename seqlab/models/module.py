@@ -41,8 +41,9 @@ class SequenceModule(L.LightningModule):
         return torch.pairwise_distance(first, second)
 
     def _outputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else self.net(batch["x"])
-        return self.loss.align(out, batch["y"], batch.get("mask"))
+        mask = batch.get("mask")  # (B, T) in padded batches: batch norm and the loss use the real steps only
+        out = self.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else self.net(batch["x"], mask)
+        return self.loss.align(out, batch["y"], mask)
 
     def _add_loss(self, stage: str, loss: torch.Tensor, n: int) -> None:
         total, count = self._loss_totals.get(stage, (0.0, 0))

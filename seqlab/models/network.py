@@ -28,7 +28,7 @@ OUTPUTS = ("identity", "log_softmax", "sigmoid")
 
 
 class ChannelNorm(nn.Module):
-    """Apply a (B, C, T) normalization (BatchNorm1d, GroupNorm) to (B, T, C) recurrent outputs."""
+    """Apply a (B, C, T) normalization (GroupNorm) to (B, T, C) recurrent outputs."""
 
     def __init__(self, norm: nn.Module) -> None:
         super().__init__()
@@ -38,9 +38,28 @@ class ChannelNorm(nn.Module):
         return self.norm(h.transpose(1, 2)).transpose(1, 2)
 
 
+class StepBatchNorm(nn.Module):
+    """BatchNorm1d over the real time steps of (B, T, C) recurrent outputs.
+
+    In a padded batch (music: pieces of different lengths) the outputs past a piece's end are not data;
+    statistics over all B x T steps would let the amount of padding move the normalization and the
+    running statistics that evaluation uses. Given a (B, T) mask, only the real steps count; the padded
+    ones pass through unnormalized (the loss never sees them).
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(width)  # named as in earlier versions: checkpoints keep their keys
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:  # every step is real
+            return self.norm(h.reshape(-1, h.shape[-1])).reshape(h.shape)
+        return h.masked_scatter(mask.unsqueeze(-1), self.norm(h[mask]))
+
+
 def make_norm(name: str, width: int, num_groups: int) -> nn.Module:
     if name == "batch":
-        return ChannelNorm(nn.BatchNorm1d(width))
+        return StepBatchNorm(width)
     if name == "group":
         return ChannelNorm(nn.GroupNorm(num_groups, width))
     if name == "layer":
@@ -128,14 +147,18 @@ class SequenceNet(nn.Module):
                 nn.Linear(head_hidden, spec.output_size),
             )
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) floats or (B, T) symbols -> (B, T', D) normalized recurrent outputs."""
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, F) floats or (B, T) symbols -> (B, T', D) normalized recurrent outputs.
+
+        `mask` (B, T), the real steps of a padded batch, matters to the one norm whose statistics mix
+        steps of different sequences (batch); layer norm is per step, and tasks that pad refuse group norm.
+        """
         if self.embed is not None:
             x = self.embed(x)  # (B, T, E)
         if self.frontend is not None:
             x = self.frontend(x)  # (B, T', C)
         h, _ = self.rnn(x)  # (B, T', D)
-        return self.norm(h)
+        return self.norm(h, mask) if isinstance(self.norm, StepBatchNorm) else self.norm(h)
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, D): how a whole sequence becomes one vector."""
@@ -150,8 +173,8 @@ class SequenceNet(nn.Module):
             return torch.cat([h[:, -1, : self.hidden_size], h[:, 0, self.hidden_size :]], dim=-1)
         return h[:, -1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.encode(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.encode(x, mask)
         if not self.spec.per_step:
             h = self.pool(h)
         out = self.head(h)  # (B, out) or (B, T, out)
