@@ -141,3 +141,43 @@ def test_end_sweep_ends_a_job_run_left_running_killed_and_the_parent_too(tmp_pat
     assert stopped.info.status == "KILLED" and names.SIGNAL_TAG in stopped.data.tags
     assert client.get_run(parent).info.status == "KILLED"
     assert client.get_run(parent).data.tags[names.FAILED_JOBS_TAG].startswith("job 1 (seed=1): KILLED")
+
+
+def test_resuming_the_stopped_jobs_of_a_sweep_finishes_its_parent(make_cfg, client):
+    """A sweep stopped by SIGTERM ends KILLED (above); `seqlab resume=<job run>` then finishes its jobs one
+    by one, and the parent follows once the last of them has a FINISHED run, not before."""
+    from seqlab.tracking.run import tracked_run
+
+    cfg = make_cfg()
+    experiment_id = client.create_experiment(cfg.tracking.experiment)
+    parent = client.create_run(experiment_id, tags={names.SWEEP_JOBS_TAG: "3"}).info.run_id
+    jobs = [client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: str(i)}).info.run_id
+            for i in range(3)]
+    client.set_terminated(jobs[0], "FINISHED")
+    for stopped in jobs[1:]:
+        client.set_terminated(stopped, "KILLED")
+    client.set_tag(parent, names.FAILED_JOBS_TAG, "job 1 (seed=1): KILLED\njob 2 (seed=2): KILLED")
+    client.set_terminated(parent, "KILLED")
+
+    for resumed, parent_then in ((jobs[1], "KILLED"), (jobs[2], "FINISHED")):
+        with tracked_run(cfg, "resumed job", {}, reopen_run_id=resumed):
+            pass  # the resumed training, as seqlab resume= runs it
+        assert client.get_run(resumed).info.status == "FINISHED"
+        assert client.get_run(parent).info.status == parent_then
+    assert names.FAILED_JOBS_TAG not in client.get_run(parent).data.tags
+
+
+def test_a_parent_is_settled_only_by_a_full_set_of_finished_jobs(tmp_path):
+    from seqlab.tracking.sweep import settle_after_resume
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = client.create_experiment("seqlab")
+    lone = client.create_run(experiment_id).info.run_id
+    assert settle_after_resume(client, lone) is None  # not a sweep's job
+    parent = client.create_run(experiment_id, tags={names.SWEEP_JOBS_TAG: "2"}).info.run_id
+    job = client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "0"}).info.run_id
+    client.set_terminated(job, "FINISHED")
+    assert settle_after_resume(client, job) == "RUNNING"  # the sweep itself is still going: end_sweep decides
+    client.set_terminated(parent, "FAILED")
+    assert settle_after_resume(client, job) == "FAILED"  # job 1 has no run at all
+    assert client.get_run(parent).info.status == "FAILED"

@@ -28,7 +28,7 @@ from seqlab.tracking.params import flatten, redact, redact_config
 from seqlab.tracking.provenance import git_state
 from seqlab.tracking.server import check_reachable
 from seqlab.tracking.spool import SPOOL_DIRNAME, Spool
-from seqlab.tracking.sweep import sweep_job_tags
+from seqlab.tracking.sweep import settle_after_resume, sweep_job_tags
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,8 @@ def tracked_run(
             monitor.finish()
         wait_s = float(cfg.tracking.get("outage_wait_s", 120.0))
         finish_run(tracked, spool, uri, status, end_tags, wait_s if status != "KILLED" else min(wait_s, 10.0), failing)
+        if reopen_run_id is not None and status == "FINISHED":  # the last stopped job of a sweep may be done now
+            settle_after_resume(client, run_id)
 
 
 def start_system_metrics(run_id: str, uri: str) -> Any:

@@ -133,3 +133,26 @@ def end_sweep(config: DictConfig, parent_run_id: str) -> str:
         print(f"seqlab: the sweep's parent run {parent_run_id} is {status}; jobs that did not finish:\n  " + "\n  ".join(failed))
     client.set_terminated(parent_run_id, status)
     return status
+
+
+def settle_after_resume(client: Any, run_id: str) -> str | None:
+    """A resumed job's run has finished: its sweep's parent, which the interruption left KILLED or FAILED,
+    becomes FINISHED once every job of the sweep has a FINISHED run. Returns the parent's status then;
+    None for a run outside a sweep. A parent still RUNNING is the sweep's own to end (end_sweep).
+    """
+    parent_id = client.get_run(run_id).data.tags.get(names.PARENT_RUN_TAG)
+    if not parent_id:
+        return None
+    parent = client.get_run(parent_id)
+    if parent.info.status in ("FINISHED", "RUNNING"):
+        return parent.info.status
+    n_jobs = int(parent.data.tags.get(names.SWEEP_JOBS_TAG, "-1"))
+    children = job_runs(client, parent.info.experiment_id, parent_id)
+    finished = {run.data.tags.get(names.JOB_NUM_TAG) for run in children if run.info.status == "FINISHED"}
+    if n_jobs < 0 or not finished >= {str(num) for num in range(n_jobs)}:
+        return parent.info.status
+    if names.FAILED_JOBS_TAG in parent.data.tags:
+        client.delete_tag(parent_id, names.FAILED_JOBS_TAG)
+    client.set_terminated(parent_id, "FINISHED")
+    print(f"seqlab: every job of sweep {parent_id} has now finished; its parent run is FINISHED")
+    return "FINISHED"
