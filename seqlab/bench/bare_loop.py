@@ -43,7 +43,8 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
         net.train()
         for steps, index in enumerate(limited(train_batches, train_limit), start=1):
             batch = train_split[index]
-            out, y = loss.align(net(batch["x"], batch.get("mask")), batch["y"], batch.get("mask"))
+            mask = batch.get("mask")
+            out, y = loss.align(net(batch["x"], mask), batch["y"], mask)
             value = loss(out, y)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
@@ -54,6 +55,7 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
         with torch.inference_mode():
             for index in limited(val_batches, val_limit):
                 batch = val_split[index]
-                loss(*loss.align(net(batch["x"], batch.get("mask")), batch["y"], batch.get("mask")))
+                mask = batch.get("mask")
+                loss(*loss.align(net(batch["x"], mask), batch["y"], mask))
         seconds.append(time.perf_counter() - started)
     return seconds, steps
