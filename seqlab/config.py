@@ -153,8 +153,9 @@ def _check_target_section(node: DictConfig, path: str) -> Any:
         for key in node.keys():
             if key not in _INSTANTIATE_KEYS and key not in allowed:
                 raise _unknown_key(path, str(key), allowed)
-    if hasattr(target, "check"):
-        target.check(node)
+    check = getattr(target, "check", None)
+    if inspect.ismethod(check):  # a classmethod; another library's target may have an unrelated `check`
+        check(node)
     return target
 
 

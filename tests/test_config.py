@@ -117,3 +117,21 @@ def test_a_preset_sweep_is_expanded_and_the_command_line_wins():
     assert len(jobs) == 3 and all("seed=7" in job for job in jobs)
     with pytest.raises(ConfigError, match=r"model.dropout=1.5.*sweep job"):
         preflight(["-m", "experiment=chung2014_jsb", "model.dropout=1.5"])
+
+
+class InstanceCheck:
+    """A target from another library whose `check` is its own instance method, not seqlab's check(options)."""
+
+    def __init__(self, level: int = 0) -> None:
+        self.level = level
+
+    def check(self) -> bool:
+        raise AssertionError("validate must not call another target's own check method")
+
+
+def test_only_a_check_classmethod_is_called_at_validation():
+    cfg = compose_config(["+callbacks.probe._target_=test_config.InstanceCheck", "+callbacks.probe.level=1"])
+    validate(cfg)  # no call into InstanceCheck.check
+    bad = compose_config(["callbacks.weight_noise.std=-1"])
+    with pytest.raises(ConfigError, match="weight_noise.std=-1"):
+        validate(bad)  # seqlab's own classmethod check still runs

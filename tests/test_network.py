@@ -146,8 +146,12 @@ def test_batch_norm_takes_its_statistics_over_the_real_steps_of_a_padded_batch()
     x, mask = padded(pieces, 30)
     h, _ = net.rnn(x)
     reference = torch.nn.BatchNorm1d(8)
-    assert torch.allclose(net.encode(x, mask)[mask], reference(h[mask].detach()), atol=1e-5)
+    encoded = net.encode(x, mask)
+    assert torch.allclose(encoded[mask], reference(h[mask].detach()), atol=1e-5)
     assert torch.allclose(net.norm.norm.running_var, reference.running_var, atol=1e-6)
+    assert torch.equal(encoded[~mask], h[~mask])  # padded steps pass through, unnormalized
+    # the keys of checkpoints written before the mask existed (BatchNorm1d as `norm.norm`) still load
+    assert {"norm.norm.weight", "norm.norm.running_mean", "norm.norm.running_var"} <= set(net.state_dict())
 
 
 def test_batch_norm_without_a_mask_normalizes_every_step_and_evaluates_per_step():

@@ -172,12 +172,13 @@ def test_a_parent_is_settled_only_by_a_full_set_of_finished_jobs(tmp_path):
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = client.create_experiment("seqlab")
-    lone = client.create_run(experiment_id).info.run_id
-    assert settle_after_resume(client, lone) is None  # not a sweep's job
     parent = client.create_run(experiment_id, tags={names.SWEEP_JOBS_TAG: "2"}).info.run_id
     job = client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "0"}).info.run_id
     client.set_terminated(job, "FINISHED")
-    assert settle_after_resume(client, job) == "RUNNING"  # the sweep itself is still going: end_sweep decides
+    assert settle_after_resume(client, parent) == "RUNNING"  # the sweep itself is still going: end_sweep decides
     client.set_terminated(parent, "FAILED")
-    assert settle_after_resume(client, job) == "FAILED"  # job 1 has no run at all
+    assert settle_after_resume(client, parent) == "FAILED"  # job 1 has no run at all
     assert client.get_run(parent).info.status == "FAILED"
+    second = client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "1"}).info.run_id
+    client.set_terminated(second, "FINISHED")
+    assert settle_after_resume(client, parent) == "FINISHED"  # a FAILED parent is settled too

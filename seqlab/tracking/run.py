@@ -169,6 +169,7 @@ def tracked_run(
     """
     uri = resolve_tracking_uri(cfg.tracking.uri)
     client, experiment_id = open_experiment(uri, cfg.tracking.experiment)
+    sweep_parent = None  # a resumed sweep job's parent run: settled once the job finishes
     if reopen_run_id is None:
         run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | sweep_job_tags() | (extra_tags or {}))
         run_id = run.info.run_id
@@ -177,9 +178,11 @@ def tracked_run(
         client.update_run(run_id, status="RUNNING")
         for key, value in (extra_tags or {}).items():
             client.set_tag(run_id, key, value)
+        previous_tags = client.get_run(run_id).data.tags
+        sweep_parent = previous_tags.get(names.PARENT_RUN_TAG)
         # Why it stopped last time no longer holds (seqlab.resumed keeps the history); left in place, a run
         # that then finishes would still show as stopped by a signal or an error.
-        for stale in {names.SIGNAL_TAG, names.ERROR_TAG} & set(client.get_run(run_id).data.tags):
+        for stale in {names.SIGNAL_TAG, names.ERROR_TAG} & set(previous_tags):
             client.delete_tag(run_id, stale)
     spool = Spool(Path(cfg.paths.output_dir) / SPOOL_DIRNAME, run_id)
     tracked = TrackedRun(client, run_id, MlflowMetricLogger(client, run_id, spool))
@@ -213,8 +216,8 @@ def tracked_run(
             monitor.finish()
         wait_s = float(cfg.tracking.get("outage_wait_s", 120.0))
         finish_run(tracked, spool, uri, status, end_tags, wait_s if status != "KILLED" else min(wait_s, 10.0), failing)
-        if reopen_run_id is not None and status == "FINISHED":  # the last stopped job of a sweep may be done now
-            settle_after_resume(client, run_id)
+        if sweep_parent and status == "FINISHED":  # the last stopped job of a sweep may be done now
+            settle_after_resume(client, sweep_parent)
 
 
 def start_system_metrics(run_id: str, uri: str) -> Any:

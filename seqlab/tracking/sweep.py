@@ -135,24 +135,21 @@ def end_sweep(config: DictConfig, parent_run_id: str) -> str:
     return status
 
 
-def settle_after_resume(client: Any, run_id: str) -> str | None:
-    """A resumed job's run has finished: its sweep's parent, which the interruption left KILLED or FAILED,
-    becomes FINISHED once every job of the sweep has a FINISHED run. Returns the parent's status then;
-    None for a run outside a sweep. A parent still RUNNING is the sweep's own to end (end_sweep).
+def settle_after_resume(client: Any, parent_run_id: str) -> str:
+    """A resumed job of this sweep has finished: the parent, which the interruption left KILLED or FAILED,
+    becomes FINISHED once every job of the sweep has a FINISHED run. Returns the parent's status then.
+    A parent still RUNNING is the sweep's own to end (end_sweep).
     """
-    parent_id = client.get_run(run_id).data.tags.get(names.PARENT_RUN_TAG)
-    if not parent_id:
-        return None
-    parent = client.get_run(parent_id)
-    if parent.info.status in ("FINISHED", "RUNNING"):
+    parent = client.get_run(parent_run_id)
+    n_jobs = parent.data.tags.get(names.SWEEP_JOBS_TAG)
+    if parent.info.status in ("FINISHED", "RUNNING") or n_jobs is None:
         return parent.info.status
-    n_jobs = int(parent.data.tags.get(names.SWEEP_JOBS_TAG, "-1"))
-    children = job_runs(client, parent.info.experiment_id, parent_id)
+    children = job_runs(client, parent.info.experiment_id, parent_run_id)
     finished = {run.data.tags.get(names.JOB_NUM_TAG) for run in children if run.info.status == "FINISHED"}
-    if n_jobs < 0 or not finished >= {str(num) for num in range(n_jobs)}:
+    if not finished >= {str(num) for num in range(int(n_jobs))}:
         return parent.info.status
     if names.FAILED_JOBS_TAG in parent.data.tags:
-        client.delete_tag(parent_id, names.FAILED_JOBS_TAG)
-    client.set_terminated(parent_id, "FINISHED")
-    print(f"seqlab: every job of sweep {parent_id} has now finished; its parent run is FINISHED")
+        client.delete_tag(parent_run_id, names.FAILED_JOBS_TAG)
+    client.set_terminated(parent_run_id, "FINISHED")
+    print(f"seqlab: every job of sweep {parent_run_id} has now finished; its parent run is FINISHED")
     return "FINISHED"
