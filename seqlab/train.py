@@ -40,6 +40,7 @@ def build(cfg: DictConfig):
     from seqlab.tasks.base import Task
 
     _set_torch_threads(cfg)
+    _set_torch_numerics(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task: Task = instantiate(cfg.task)
     task.prepare()  # data is built and checked before any MLflow run exists
@@ -139,6 +140,24 @@ def _set_torch_threads(cfg: DictConfig) -> None:
     threads = cfg.get("torch_threads") or os.environ.get(TORCH_THREADS_ENV)
     if threads:
         torch.set_num_threads(int(threads))
+
+
+def _set_torch_numerics(cfg: DictConfig) -> None:
+    """Deterministic algorithms as trainer.deterministic asks, set here as well as by the Trainer, so
+    that the benchmarks' bare loop (no Trainer) computes exactly what a seqlab run computes.
+
+    Without PyTorch's NaN fill of fresh tensors, which deterministic mode turns on by default: the fill
+    only matters to an op that reads memory it never wrote (a bug), and it costs time on every
+    allocation (a few % of a `bai2018_jsb` epoch); PyTorch's docs call a valid program deterministic
+    without it. tests/test_reproducibility.py checks that reruns still match exactly.
+    """
+    import torch
+    import torch.utils.deterministic
+
+    deterministic = cfg.trainer.get("deterministic")
+    if deterministic is not None:  # None: the Trainer leaves torch's setting alone, so do we
+        torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")

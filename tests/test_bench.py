@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,10 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
         ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
         assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout
+        # and against a bare loop that saves its checkpoints each epoch too
+        assert len(re.findall(r"like for like, seqlab / it: \d+\.\d{3}", done.stdout)) == 4, done.stdout
+        like = next(line for line in done.stdout.splitlines() if line.startswith("like-for-like ratios"))
+        assert all(workload in like for workload in WORKLOADS)
 
 
 def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch):
@@ -85,3 +90,43 @@ def test_the_epoch_clock_counts_what_runs_after_the_epoch_end_hooks(tmp_path):
     trainer.fit(BoringModel())
     seconds = json.loads(clock.read_text())["epoch_seconds"]
     assert len(seconds) == 3 and min(seconds) >= 0.05, seconds
+
+
+def test_the_bare_loop_trains_exactly_what_seqlab_trains(make_cfg, tmp_path):
+    # The overhead ratio is only about the machinery if both sides compute the same thing: same
+    # initial weights, batches, loss, clipping, optimizer steps and torch numerics (deterministic
+    # mode, set by seqlab.train.build for both). Without dropout nothing random is left, so after
+    # two epochs (validation in between) the weights of seqlab's last.ckpt and the bare loop's
+    # last.pt are equal. It fails if, say, the bare loop skipped the clipping.
+    import torch
+
+    from seqlab.bench.bare_loop import train_bare
+    from seqlab.train import train
+
+    cfg = make_cfg("trainer.max_epochs=2", "trainer.gradient_clip_val=0.05", "optimizer.lr=0.01")
+    train(cfg)
+    seqlab_state = torch.load(Path(cfg.callbacks.last_checkpoint.dirpath) / "last.ckpt", weights_only=False)
+    train_bare(cfg, checkpoint_dir=tmp_path / "bare")
+    bare_state = torch.load(tmp_path / "bare" / "last.pt", weights_only=True)
+    seqlab_weights = {k.removeprefix("net."): v for k, v in seqlab_state["state_dict"].items() if k.startswith("net.")}
+    assert seqlab_weights.keys() == bare_state["model"].keys()
+    moved = [k for k, v in seqlab_weights.items() if not torch.equal(v, bare_state["model"][k])]
+    assert not moved, moved
+    assert bare_state["epoch"] == seqlab_state["epoch"] == 1
+
+
+def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_path):
+    # The like-for-like baseline of `seqlab-bench overhead`: a loop that can resume saves its state
+    # every epoch, as seqlab's last.ckpt and best checkpoint do.
+    import torch
+
+    from seqlab.bench.bare_loop import train_bare
+
+    cfg = make_cfg("trainer.max_epochs=3")
+    train_bare(cfg, checkpoint_dir=tmp_path / "bare")
+    last = torch.load(tmp_path / "bare" / "last.pt", weights_only=True)
+    best = torch.load(tmp_path / "bare" / "best.pt", weights_only=True)
+    assert last.keys() == best.keys() == {"epoch", "model", "optimizer"}
+    assert last["epoch"] == 2 and 0 <= best["epoch"] <= 2 and last["optimizer"]["state"]
+    train_bare(cfg)  # without a folder it saves nothing
+    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == ["best.pt", "last.pt"]

@@ -1,12 +1,15 @@
 """The baseline seqlab's machinery is measured against: a hand-written PyTorch loop, no Lightning, no MLflow.
 
 It trains the very same network, data, batch order, loss and optimizer as the seqlab run of `cfg`
-(both come from `seqlab.train.build`), so the time difference is what Lightning, Hydra and MLflow cost.
+(both come from `seqlab.train.build`, which also sets torch's deterministic mode for both), so the time
+difference is what Lightning, Hydra and MLflow cost. tests/test_bench.py checks the two end with equal weights.
 """
 
 import itertools
+import math
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
@@ -21,8 +24,13 @@ def limited(batches: Iterable, limit: int | float) -> Iterator:
     return itertools.islice(batches, limit if isinstance(limit, int) else None)
 
 
-def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
+def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> tuple[list[float], int]:
     """Train for cfg.trainer.max_epochs epochs (each: the training batches, then validation).
+
+    With `checkpoint_dir`, each epoch also ends as a hand-written loop that can resume would: the model
+    and optimizer state saved to last.pt, and to best.pt when the validation loss improved, with
+    torch.save on the training thread. seqlab saves the same two each epoch (callbacks.last_checkpoint
+    and model_checkpoint), so this is its like-for-like baseline.
 
     Returns the seconds of each epoch and the training steps an epoch.
     """
@@ -36,7 +44,9 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
     train_limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches
     clip = cfg.trainer.gradient_clip_val
 
-    seconds, steps = [], 0
+    seconds, steps, best = [], 0, math.inf
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(cfg.trainer.max_epochs):
         started = time.perf_counter()
         train_batches.set_epoch(epoch)
@@ -52,10 +62,19 @@ def train_bare(cfg: DictConfig) -> tuple[list[float], int]:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
             optimizer.step()
         net.eval()
+        total, count = 0.0, 0
         with torch.inference_mode():
             for index in limited(val_batches, val_limit):
                 batch = val_split[index]
                 mask = batch.get("mask")
-                loss(*loss.align(net(batch["x"], mask), batch["y"], mask))
+                n = batch["y"].shape[0]
+                total += loss(*loss.align(net(batch["x"], mask), batch["y"], mask)).item() * n
+                count += n
+        if checkpoint_dir is not None:
+            state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict()}
+            torch.save(state, checkpoint_dir / "last.pt")
+            if total / max(count, 1) < best:
+                best = total / max(count, 1)
+                torch.save(state, checkpoint_dir / "best.pt")
         seconds.append(time.perf_counter() - started)
     return seconds, steps

@@ -42,10 +42,12 @@ def version_tags() -> dict[str, str]:
 def determinism_tag(cfg: DictConfig) -> str:
     """The settings exact reproduction depends on, read after the Trainer has applied its own."""
     import torch
+    import torch.utils.deterministic
 
     settings = {
         "trainer.deterministic": cfg.trainer.get("deterministic"),
         "torch.deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "torch.fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
         "trainer.accelerator": cfg.trainer.get("accelerator"),
         "trainer.precision": cfg.trainer.get("precision"),
         "torch.num_threads": torch.get_num_threads(),
