@@ -64,8 +64,8 @@ def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch
     real_build = bare_loop.build
     monkeypatch.setattr(bare_loop, "build", build)
     cfg = make_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")
-    seconds, steps = bare_loop.train_bare(cfg)
-    assert (len(seconds), steps, indexed) == (2, 3, {"train": 6, "val": 4})
+    run = bare_loop.train_bare(cfg)
+    assert (len(run.seconds), run.steps, indexed) == (2, 3, {"train": 6, "val": 4})
 
 
 def test_the_epoch_clock_counts_what_runs_after_the_epoch_end_hooks(tmp_path):
@@ -123,10 +123,14 @@ def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_p
     from seqlab.bench.bare_loop import train_bare
 
     cfg = make_cfg("trainer.max_epochs=3")
-    train_bare(cfg, checkpoint_dir=tmp_path / "bare")
+    run = train_bare(cfg, checkpoint_dir=tmp_path / "bare")
     last = torch.load(tmp_path / "bare" / "last.pt", weights_only=True)
     best = torch.load(tmp_path / "bare" / "best.pt", weights_only=True)
     assert last.keys() == best.keys() == {"epoch", "model", "optimizer"}
     assert last["epoch"] == 2 and 0 <= best["epoch"] <= 2 and last["optimizer"]["state"]
-    train_bare(cfg)  # without a folder it saves nothing
-    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == ["best.pt", "last.pt"]
+    # the saves are timed apart, as a part of each epoch
+    assert len(run.saving) == len(run.seconds) == 3
+    assert all(0 < saving < total for saving, total in zip(run.saving, run.seconds))
+    (tmp_path / "bare" / "last.pt").unlink()
+    run = train_bare(cfg)  # without a folder it saves nothing
+    assert run.saving == [0.0] * 3 and not (tmp_path / "bare" / "last.pt").exists()

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from hydra.utils import instantiate
@@ -24,7 +25,13 @@ def limited(batches: Iterable, limit: int | float) -> Iterator:
     return itertools.islice(batches, limit if isinstance(limit, int) else None)
 
 
-def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> tuple[list[float], int]:
+class BareRun(NamedTuple):
+    seconds: list[float]  # each epoch's, checkpoint saves included
+    steps: int  # training steps an epoch
+    saving: list[float]  # of each epoch's seconds, those spent saving checkpoints (0 without checkpoint_dir)
+
+
+def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
     """Train for cfg.trainer.max_epochs epochs (each: the training batches, then validation).
 
     With `checkpoint_dir`, each epoch also ends as a hand-written loop that can resume would: the model
@@ -32,7 +39,8 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> tuple[lis
     torch.save on the training thread. seqlab saves the same two each epoch (callbacks.last_checkpoint
     and model_checkpoint), so this is its like-for-like baseline.
 
-    Returns the seconds of each epoch and the training steps an epoch.
+    The save time is returned apart, so one run times the loop both with and without its saves: two
+    runs would differ by more than the saves take on a noisy machine.
     """
     task, module = build(cfg)
     net, loss = module.net, module.loss
@@ -44,7 +52,7 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> tuple[lis
     train_limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches
     clip = cfg.trainer.gradient_clip_val
 
-    seconds, steps, best = [], 0, math.inf
+    seconds, saving, steps, best = [], [], 0, math.inf
     if checkpoint_dir is not None:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(cfg.trainer.max_epochs):
@@ -70,11 +78,14 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> tuple[lis
                 n = batch["y"].shape[0]
                 total += loss(*loss.align(net(batch["x"], mask), batch["y"], mask)).item() * n
                 count += n
+        save_started = time.perf_counter()
         if checkpoint_dir is not None:
             state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict()}
             torch.save(state, checkpoint_dir / "last.pt")
             if total / max(count, 1) < best:
                 best = total / max(count, 1)
                 torch.save(state, checkpoint_dir / "best.pt")
-        seconds.append(time.perf_counter() - started)
-    return seconds, steps
+        ended = time.perf_counter()
+        seconds.append(ended - started)
+        saving.append(ended - save_started if checkpoint_dir is not None else 0.0)
+    return BareRun(seconds, steps, saving)
