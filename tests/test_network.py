@@ -182,3 +182,17 @@ def test_the_lightning_module_hands_the_batch_mask_to_the_network():
         outputs.append(copy.deepcopy(fresh)._outputs({"x": x, "y": (x > 0.5).float(), "mask": mask}))
     assert outputs[0][0].shape == (14, 6)
     assert torch.allclose(outputs[0][0], outputs[1][0], atol=1e-6) and torch.equal(outputs[0][1], outputs[1][1])
+
+
+BATCH_NORM_KEYS = {f"norm.norm.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+
+
+@pytest.mark.parametrize("norm,keys", [("none", set()), ("layer", {"norm.weight", "norm.bias"}), ("batch", BATCH_NORM_KEYS)])
+def test_every_norm_takes_the_mask_and_keeps_its_checkpoint_keys(norm, keys):
+    # encode hands the mask to whichever norm there is; only batch norm reads it, and in evaluation every
+    # norm's real steps come out the same with or without it. Keys as before the mask, so old checkpoints load.
+    net = SequenceNet(MUSIC, cell="gru", hidden_size=8, norm=norm).eval()
+    x = torch.rand(2, 6, 6)
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    assert torch.equal(net(x, mask)[mask], net(x)[mask])
+    assert {k for k in net.state_dict() if k.startswith("norm.")} == keys

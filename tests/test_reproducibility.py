@@ -387,3 +387,23 @@ def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, 
     value = train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     assert value == pytest.approx(run.data.metrics[names.VAL_LOSS])
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_build_sets_torch_numerics_as_the_trainer_will(deterministic, make_cfg):
+    # The benchmarks' bare loop has no Trainer, so build() itself sets what trainer.deterministic asks
+    # (whatever ran before in the process), and deterministic mode comes without its NaN fill.
+    import torch.utils.deterministic
+
+    from seqlab.train import build
+
+    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        torch.use_deterministic_algorithms(not deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        build(make_cfg(f"trainer.deterministic={deterministic}"))
+        assert torch.are_deterministic_algorithms_enabled() is deterministic
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.utils.deterministic.fill_uninitialized_memory = before[1]

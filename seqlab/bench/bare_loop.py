@@ -70,20 +70,20 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
             optimizer.step()
         net.eval()
-        total, count = 0.0, 0
+        total, count = 0.0, 0  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
         with torch.inference_mode():
             for index in limited(val_batches, val_limit):
                 batch = val_split[index]
                 mask = batch.get("mask")
                 n = batch["y"].shape[0]
-                total += loss(*loss.align(net(batch["x"], mask), batch["y"], mask)).item() * n
+                total = total + loss(*loss.align(net(batch["x"], mask), batch["y"], mask)) * n
                 count += n
         save_started = time.perf_counter()
         if checkpoint_dir is not None:
             state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict()}
             torch.save(state, checkpoint_dir / "last.pt")
-            if total / max(count, 1) < best:
-                best = total / max(count, 1)
+            if (val_loss := float(total) / max(count, 1)) < best:
+                best = val_loss
                 torch.save(state, checkpoint_dir / "best.pt")
         ended = time.perf_counter()
         seconds.append(ended - started)

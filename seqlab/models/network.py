@@ -27,6 +27,11 @@ NORMS = ("none", "batch", "layer", "group")
 OUTPUTS = ("identity", "log_softmax", "sigmoid")
 
 
+# Every norm takes the recurrent outputs and the (B, T) mask of a padded batch's real steps (None: all
+# real). Only batch norm mixes steps of different sequences, so only it reads the mask; layer norm is per
+# step, and tasks that pad refuse group norm.
+
+
 class ChannelNorm(nn.Module):
     """Apply a (B, C, T) normalization (GroupNorm) to (B, T, C) recurrent outputs."""
 
@@ -34,8 +39,20 @@ class ChannelNorm(nn.Module):
         super().__init__()
         self.norm = norm
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.norm(h.transpose(1, 2)).transpose(1, 2)
+
+
+class StepLayerNorm(nn.LayerNorm):
+    """LayerNorm over each step's features (a subclass, so checkpoints keep the keys norm.weight/bias)."""
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(h)
+
+
+class NoNorm(nn.Identity):
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return h
 
 
 class StepBatchNorm(nn.Module):
@@ -63,8 +80,8 @@ def make_norm(name: str, width: int, num_groups: int) -> nn.Module:
     if name == "group":
         return ChannelNorm(nn.GroupNorm(num_groups, width))
     if name == "layer":
-        return nn.LayerNorm(width)
-    return nn.Identity()
+        return StepLayerNorm(width)
+    return NoNorm()
 
 
 class ConvFrontend(nn.Module):
@@ -148,17 +165,14 @@ class SequenceNet(nn.Module):
             )
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, F) floats or (B, T) symbols -> (B, T', D) normalized recurrent outputs.
-
-        `mask` (B, T), the real steps of a padded batch, matters to the one norm whose statistics mix
-        steps of different sequences (batch); layer norm is per step, and tasks that pad refuse group norm.
-        """
+        """(B, T, F) floats or (B, T) symbols -> (B, T', D) normalized recurrent outputs; `mask` (B, T):
+        the real steps of a padded batch, for the norm."""
         if self.embed is not None:
             x = self.embed(x)  # (B, T, E)
         if self.frontend is not None:
             x = self.frontend(x)  # (B, T', C)
         h, _ = self.rnn(x)  # (B, T', D)
-        return self.norm(h, mask) if isinstance(self.norm, StepBatchNorm) else self.norm(h)
+        return self.norm(h, mask)
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, D): how a whole sequence becomes one vector."""
