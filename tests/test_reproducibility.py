@@ -407,3 +407,31 @@ def test_build_sets_torch_numerics_as_the_trainer_will(deterministic, make_cfg):
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.utils.deterministic.fill_uninitialized_memory = before[1]
+
+
+def test_every_training_batch_starts_from_its_own_seed(make_cfg, tmp_path):
+    # The seeds are worked out once an epoch (for speed); each batch must still get batch_seed(seed, epoch,
+    # batch), which is what a resumed epoch replays. Checked on the generator itself, after the reseed.
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from seqlab.reproduce.seeding import BatchReseed, batch_seed
+    from seqlab.train import build
+
+    class SeedProbe(L.Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, int, int]] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.seen.append((trainer.current_epoch, batch_idx, torch.initial_seed()))
+
+    cfg = make_cfg("seed=7", "trainer.max_epochs=2", "trainer.limit_train_batches=3")
+    task, module = build(cfg)
+    probe = SeedProbe()
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, default_root_dir=str(tmp_path),
+                          callbacks=[BatchReseed(7), probe])
+    trainer.fit(module, datamodule=task)
+
+    assert [(e, b) for e, b, _ in probe.seen] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert [s for _, _, s in probe.seen] == [batch_seed(7, e, b) for e, b, _ in probe.seen]
+    assert len({s for _, _, s in probe.seen}) == 6
