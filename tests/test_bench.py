@@ -10,7 +10,7 @@ import pytest
 from conftest import seqlab_env
 
 
-@pytest.mark.parametrize("name", ["overhead", "logging", "data", "startup", "sweep"])
+@pytest.mark.parametrize("name", ["overhead", "logging", "data", "startup", "sweep", "cells"])
 def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     if name == "data":
         data_cache("ETTm1.csv")
@@ -36,6 +36,12 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert len(re.findall(r"like for like, seqlab / it: \d+\.\d{3}", done.stdout)) == 4, done.stdout
         like = next(line for line in done.stdout.splitlines() if line.startswith("like-for-like ratios"))
         assert all(workload in like for workload in WORKLOADS)
+    if name == "cells":  # each cell at each budget, with the width the budget gave it
+        rows = re.findall(r"([\d,]+) budget +(rnn|gru|lstm) +\d+ units, +([\d,]+) parameters: .* ms a step", done.stdout)
+        assert sorted((budget, cell) for budget, cell, _ in rows) == sorted(
+            (budget, cell) for budget in ("20,000", "300,000") for cell in ("gru", "lstm", "rnn")), done.stdout
+        for budget, _, parameters in rows:  # matched to within 2% of the budget
+            assert abs(int(parameters.replace(",", "")) / int(budget.replace(",", "")) - 1) < 0.02
 
 
 def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch):

@@ -14,6 +14,7 @@ BENCHMARKS = {
     "data": "seqlab.bench.data_pipeline",
     "sweep": "seqlab.bench.sweep",
     "startup": "seqlab.bench.startup",
+    "cells": "seqlab.bench.cells",
 }
 
 

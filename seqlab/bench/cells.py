@@ -1,0 +1,99 @@
+"""Cell throughput: training steps per second of the tanh RNN, the GRU and the LSTM at equal parameter budgets.
+
+"Which cell?" is also "which cell for my compute": at the same parameter budget the cells get different
+widths (model.param_budget), and their kernels differ in cost. Each cell here takes real training steps
+of seqlab's own network, loss and optimizer (from `seqlab.train.build`) on one fixed batch of the adding
+task, at the budgets of the reproduced papers (20k: Chung et al. 2014; 300k: Bai et al. 2018).
+
+It runs on a GPU when torch sees one (never required): there nn.RNN/LSTM/GRU all run cuDNN's fused
+kernels. On a CPU only the LSTM has a fused kernel (oneDNN's); the GRU and the tanh RNN step through
+ATen's cell loop, so the ranking can differ between the two and the device is printed. On a CPU it also
+times the LSTM with oneDNN off, to show how much of the LSTM's lead is that kernel. Deterministic
+algorithms are off here (trainer.deterministic=false): this measures speed, and on a GPU deterministic
+mode refuses some cuBLAS calls unless CUBLAS_WORKSPACE_CONFIG is set.
+
+Ratio: the slowest cell's step time over the fastest's at the 300k budget, what the choice costs in time.
+"""
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from seqlab.bench.harness import bench_config, report
+from seqlab.train import build
+
+CELLS = ("rnn", "gru", "lstm")
+BUDGETS = (20_000, 300_000)
+REPORTED_BUDGET = 300_000
+
+
+class Steps:
+    """Training steps (forward, loss, backward, clipping, optimizer step) of seqlab's network for one
+    workload, on one fixed batch, timed one by one."""
+
+    def __init__(self, overrides: list[str], device: torch.device) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = bench_config(Path(tmp), [*overrides, "trainer.deterministic=false"])
+            task, module = build(cfg)
+        self.device, self.batch_size = device, cfg.task.batch_size
+        module.to(device)  # the loss too: a loss with weights holds them as buffers
+        self.net, self.loss = module.net.train(), module.loss
+        self.optimizer = instantiate(cfg.optimizer)(self.net.parameters())
+        self.batch = {k: v.to(device) for k, v in task.splits["train"][torch.arange(self.batch_size)].items()}
+        self.seconds: list[float] = []
+
+    def take(self, steps: int, warmup: int = 2) -> None:
+        for i in range(warmup + steps):
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # time each step's kernels, not their queueing
+            started = time.perf_counter()
+            value = self.loss(*self.loss.align(self.net(self.batch["x"]), self.batch["y"]))
+            self.optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            self.optimizer.step()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            if i >= warmup:
+                self.seconds.append(time.perf_counter() - started)
+
+
+def workload(cell: str, budget: int, length: int) -> list[str]:
+    return ["task=adding", f"task.length={length}", "task.n_train=256", f"cell={cell}", f"model.param_budget={budget}"]
+
+
+def run(quick: bool) -> float:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
+    else:
+        where = f"CPU ({torch.get_num_threads()} threads)"
+    length, rounds, steps = (20, 1, 3) if quick else (100, 5, 10)
+    print(f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of {steps} "
+          f"steps per workload taking turns, median step, on {where}")
+    runs = {(budget, cell, True): Steps(workload(cell, budget, length), device) for budget in BUDGETS for cell in CELLS}
+    if device.type == "cpu":  # the LSTM without its fused oneDNN kernel, as the GRU and the RNN run
+        runs |= {(budget, "lstm", False): Steps(workload("lstm", budget, length), device) for budget in BUDGETS}
+    for _ in range(rounds):  # taking turns: a slow moment of the machine hits every workload
+        for (budget, cell, fused), steps_of in runs.items():
+            with torch.backends.mkldnn.flags(enabled=fused):
+                steps_of.take(steps)
+    at_reported: dict[str, float] = {}
+    for (budget, cell, fused), steps_of in runs.items():
+        seconds = statistics.median(steps_of.seconds)
+        if not fused:
+            print(f"  {budget:>7,} budget  lstm without oneDNN (torch.backends.mkldnn off): {seconds * 1000:8.2f} ms a step")
+            continue
+        if budget == REPORTED_BUDGET:
+            at_reported[cell] = seconds
+        parameters = sum(p.numel() for p in steps_of.net.parameters())
+        print(f"  {budget:>7,} budget  {cell:4s} {steps_of.net.hidden_size:4d} units, {parameters:>7,} parameters: "
+              f"{seconds * 1000:8.2f} ms a step, {steps_of.batch_size / seconds:9.0f} sequences/s")
+    slowest, fastest = max(at_reported, key=at_reported.get), min(at_reported, key=at_reported.get)
+    print(f"  at {REPORTED_BUDGET:,} parameters the {slowest} step takes {at_reported[slowest] / at_reported[fastest]:.2f}x "
+          f"the {fastest} step")
+    return report("cells", at_reported[slowest] / at_reported[fastest])
