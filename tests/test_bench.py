@@ -140,3 +140,23 @@ def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_p
     (tmp_path / "bare" / "last.pt").unlink()
     run = train_bare(cfg)  # without a folder it saves nothing
     assert run.saving == [0.0] * 3 and not (tmp_path / "bare" / "last.pt").exists()
+
+
+def test_all_runs_each_benchmark_in_its_own_process_and_fails_if_one_does(monkeypatch):
+    # A benchmark sets process-wide torch state (logging: one thread), so `all` must not run the next one
+    # in the same process; and one failure fails the whole run, naming it.
+    from types import SimpleNamespace
+
+    from seqlab.bench import cli
+
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        return SimpleNamespace(returncode=1 if command[3] == "data" else 0)
+
+    monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    with pytest.raises(SystemExit, match="seqlab-bench all: data failed"):
+        cli.main(["all", "--quick"])
+    assert commands == [[sys.executable, "-m", "seqlab.bench.cli", name, "--quick"] for name in cli.BENCHMARKS]
+    assert "cells" in cli.BENCHMARKS

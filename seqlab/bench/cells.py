@@ -71,7 +71,8 @@ def run(quick: bool) -> float:
     if device.type == "cuda":
         where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
     else:
-        where = f"CPU ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        where = f"CPU ({threads} thread{'s' if threads != 1 else ''})"
     length, rounds, steps = (20, 1, 3) if quick else (100, 5, 10)
     print(f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of {steps} "
           f"steps per workload taking turns, median step, on {where}")
