@@ -19,7 +19,7 @@ class DivergenceGuard(L.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        value = loss.item()  # one Python float: ~5 us, where torch.isfinite and its bool took ~50 us a step
+        value = loss.item()  # one Python float: ~10 us a step, where torch.isfinite and its bool took ~50 us
         if not math.isfinite(value):
             raise DivergedError(
                 f"The run diverged: {names.TRAIN_LOSS} became {value} at epoch {trainer.current_epoch}, "
