@@ -42,6 +42,8 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
             (budget, cell) for budget in ("20,000", "300,000") for cell in ("gru", "lstm", "rnn")), done.stdout
         for budget, _, parameters in rows:  # matched to within 2% of the budget
             assert abs(int(parameters.replace(",", "")) / int(budget.replace(",", "")) - 1) < 0.02
+        # on a CPU, the LSTM again with oneDNN's fused kernel off, at both budgets (README, "Cells")
+        assert re.findall(r"([\d,]+) budget  lstm without oneDNN .*: +\d+\.\d+ ms a step", done.stdout) == ["20,000", "300,000"]
 
 
 def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch):

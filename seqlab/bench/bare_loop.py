@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from seqlab.tasks.batching import EpochBatchSampler
@@ -23,6 +22,19 @@ from seqlab.train import build
 def limited(batches: Iterable, limit: int | float) -> Iterator:
     """The first `limit` batches when it is an int, as Lightning's limit_*_batches; all of them otherwise."""
     return itertools.islice(batches, limit if isinstance(limit, int) else None)
+
+
+def train_step(net: torch.nn.Module, loss: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               batch: dict[str, torch.Tensor], clip: float | None) -> torch.Tensor:
+    """One hand-written training step, as Lightning's automatic optimization takes it for seqlab."""
+    mask = batch.get("mask")
+    value = loss(*loss.align(net(batch["x"], mask), batch["y"], mask))
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+    optimizer.step()
+    return value
 
 
 class BareRun(NamedTuple):
@@ -44,7 +56,7 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
     """
     task, module = build(cfg)
     net, loss = module.net, module.loss
-    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    optimizer = module.make_optimizer(net.parameters())
     train_split, val_split = task.splits["train"], task.splits["val"]
     # the index batches of seqlab's own loaders (same order, same length bucketing), indexed by hand
     train_batches: EpochBatchSampler = task.train_dataloader().sampler
@@ -60,15 +72,7 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
         train_batches.set_epoch(epoch)
         net.train()
         for steps, index in enumerate(limited(train_batches, train_limit), start=1):
-            batch = train_split[index]
-            mask = batch.get("mask")
-            out, y = loss.align(net(batch["x"], mask), batch["y"], mask)
-            value = loss(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
-            optimizer.step()
+            train_step(net, loss, optimizer, train_split[index], clip)
         net.eval()
         total, count = 0.0, 0  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
         with torch.inference_mode():

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 
+from seqlab.bench.bare_loop import train_step
 from seqlab.bench.harness import bench_config, report
 from seqlab.train import build
 
@@ -32,8 +32,8 @@ REPORTED_BUDGET = 300_000
 
 
 class Steps:
-    """Training steps (forward, loss, backward, clipping, optimizer step) of seqlab's network for one
-    workload, on one fixed batch, timed one by one."""
+    """The bare loop's training steps (forward, loss, backward, clipping at 1, optimizer step) of seqlab's
+    network for one workload, on one fixed batch, timed one by one."""
 
     def __init__(self, overrides: list[str], device: torch.device) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -42,7 +42,7 @@ class Steps:
         self.device, self.batch_size = device, cfg.task.batch_size
         module.to(device)  # the loss too: a loss with weights holds them as buffers
         self.net, self.loss = module.net.train(), module.loss
-        self.optimizer = instantiate(cfg.optimizer)(self.net.parameters())
+        self.optimizer = module.make_optimizer(self.net.parameters())
         self.batch = {k: v.to(device) for k, v in task.splits["train"][torch.arange(self.batch_size)].items()}
         self.seconds: list[float] = []
 
@@ -51,11 +51,7 @@ class Steps:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # time each step's kernels, not their queueing
             started = time.perf_counter()
-            value = self.loss(*self.loss.align(self.net(self.batch["x"]), self.batch["y"]))
-            self.optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-            self.optimizer.step()
+            train_step(self.net, self.loss, self.optimizer, self.batch, clip=1.0)  # as the presets clip
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             if i >= warmup:
