@@ -243,6 +243,15 @@ def validate(cfg: DictConfig) -> None:
             "predicts the next step from the past only; use model.bidirectional=false, model.frontend=none "
             "and norm=none, layer or batch (per step, or running statistics at evaluation)."
         )
+    if cfg.trainer.accelerator in ("gpu", "cuda"):  # else Lightning's "No supported gpu backend found!"
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={cfg.trainer.accelerator} asks for a CUDA GPU, but torch {torch.__version__} "
+                "sees none here (torch.cuda.is_available() is False); use trainer.accelerator=cpu (the default, "
+                "exactly reproducible) or auto (a GPU where there is one, else the CPU)."
+            )
     at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:
         at_least("torch_threads", cfg.torch_threads, 1)

@@ -157,6 +157,8 @@ def _set_torch_numerics(cfg: DictConfig) -> None:
     deterministic = cfg.trainer.get("deterministic")
     if deterministic is not None:  # None: the Trainer leaves torch's setting alone, so do we
         torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
+    if deterministic:  # as the Trainer does: cuBLAS refuses deterministic mode on a GPU without it
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 

@@ -158,7 +158,72 @@ def test_all_runs_each_benchmark_in_its_own_process_and_fails_if_one_does(monkey
         return SimpleNamespace(returncode=1 if command[3] == "data" else 0)
 
     monkeypatch.setattr(cli.subprocess, "run", fake_run)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(SystemExit, match="seqlab-bench all: data failed"):
         cli.main(["all", "--quick"])
     assert commands == [[sys.executable, "-m", "seqlab.bench.cli", name, "--quick"] for name in cli.BENCHMARKS]
     assert "cells" in cli.BENCHMARKS
+
+
+def test_all_runs_the_training_benchmarks_again_on_a_gpu_where_torch_sees_one(monkeypatch, capsys):
+    # The optional GPU figures: where there is a GPU, `all` adds the ratios measured on it; the
+    # data benchmark builds batches on the CPU whatever trains on them, so it runs once.
+    from types import SimpleNamespace
+
+    from seqlab.bench import cli
+
+    commands = []
+    monkeypatch.setattr(cli.subprocess, "run", lambda command, **kwargs: commands.append(command) or SimpleNamespace(returncode=0))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    cli.main(["all"])
+    on_cpu = [[sys.executable, "-m", "seqlab.bench.cli", name] for name in cli.BENCHMARKS]
+    on_gpu = [[sys.executable, "-m", "seqlab.bench.cli", name, "--accelerator", "gpu"]
+              for name in ("overhead", "logging", "sweep", "startup", "cells")]
+    assert commands == on_cpu + on_gpu
+    assert capsys.readouterr().out.count("--accelerator gpu") == 5  # each GPU run is announced
+
+
+@pytest.mark.parametrize("name", ["overhead", "cells", "all"])
+def test_accelerator_gpu_without_a_gpu_fails_before_running_anything(name, monkeypatch):
+    from seqlab.bench import cli
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("ran a benchmark"))
+    monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
+    with pytest.raises(SystemExit, match=rf"seqlab-bench {name}: --accelerator gpu: torch \S+ sees no CUDA GPU"):
+        cli.main([name, "--accelerator", "gpu"])
+
+
+def test_the_data_benchmark_refuses_a_gpu_naming_those_that_take_one(monkeypatch):
+    from seqlab.bench import cli
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
+    with pytest.raises(SystemExit, match="seqlab-bench data: --accelerator gpu: the data benchmark times work done "
+                                         "on the CPU .* overhead, logging, sweep, startup, cells"):
+        cli.main(["data", "--accelerator", "gpu"])
+
+
+def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
+    # On a GPU the bare loop must train there too, or the overhead ratio would compare devices.
+    import torch
+
+    from seqlab.bench.bare_loop import to_device, training_device
+    from seqlab.errors import ConfigError
+
+    def device(accelerator, cuda):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        return training_device(make_cfg(f"trainer.accelerator={accelerator}"))
+
+    assert device("cpu", True) == torch.device("cpu")  # seqlab's default, even beside a GPU
+    assert device("gpu", True) == device("cuda", True) == torch.device("cuda", 0)
+    assert device("auto", True) == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert device("auto", False) == torch.device("cpu")
+    with pytest.raises(ConfigError, match="trainer.accelerator=tpu would train elsewhere"):
+        device("tpu", False)
+
+    batch = {"x": torch.ones(2, 3), "y": torch.zeros(2)}
+    assert to_device(batch, torch.device("cpu")) is batch  # nothing to move, nothing done in the timed loop
+    moved = to_device(batch, torch.device("meta"))  # any other device: every tensor moves, as Lightning moves them
+    assert set(moved) == {"x", "y"} and all(t.device.type == "meta" for t in moved.values())

@@ -76,6 +76,17 @@ def test_bad_input_is_refused_before_anything_runs(argv, words):
         assert word in message, f"{word!r} missing from: {message}"
 
 
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_a_gpu_run_is_refused_at_start_where_torch_sees_no_gpu(accelerator, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ConfigError, match=rf"trainer.accelerator={accelerator} asks for a CUDA GPU, but torch .* "
+                                          r"sees none here .* trainer.accelerator=cpu .* or auto"):
+        preflight([f"trainer.accelerator={accelerator}"])
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # where there is one, it is accepted
+    validate(compose_config([f"trainer.accelerator={accelerator}"]))
+    validate(compose_config(["trainer.accelerator=auto"]))
+
+
 def test_a_sweep_is_checked_job_by_job_before_any_starts():
     jobs = jobs_of(["-m", "cell=rnn,lstm", "model.hidden_size=8,0"])
     assert len(jobs) == 4

@@ -1,6 +1,7 @@
 """Reruns from MLflow, resume after a real SIGTERM, provenance tags: each compared with a real run."""
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -390,13 +391,15 @@ def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, 
 
 
 @pytest.mark.parametrize("deterministic", [True, False])
-def test_build_sets_torch_numerics_as_the_trainer_will(deterministic, make_cfg):
+def test_build_sets_torch_numerics_as_the_trainer_will(deterministic, make_cfg, monkeypatch):
     # The benchmarks' bare loop has no Trainer, so build() itself sets what trainer.deterministic asks
-    # (whatever ran before in the process), and deterministic mode comes without its NaN fill.
+    # (whatever ran before in the process), and deterministic mode comes without its NaN fill; and, as
+    # the Trainer does, the cuBLAS workspace setting without which deterministic mode fails on a GPU.
     import torch.utils.deterministic
 
     from seqlab.train import build
 
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
     try:
         torch.use_deterministic_algorithms(not deterministic)
@@ -404,6 +407,7 @@ def test_build_sets_torch_numerics_as_the_trainer_will(deterministic, make_cfg):
         build(make_cfg(f"trainer.deterministic={deterministic}"))
         assert torch.are_deterministic_algorithms_enabled() is deterministic
         assert torch.utils.deterministic.fill_uninitialized_memory is False
+        assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == (":4096:8" if deterministic else None)
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.utils.deterministic.fill_uninitialized_memory = before[1]

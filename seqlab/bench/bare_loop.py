@@ -1,8 +1,9 @@
 """The baseline seqlab's machinery is measured against: a hand-written PyTorch loop, no Lightning, no MLflow.
 
 It trains the very same network, data, batch order, loss and optimizer as the seqlab run of `cfg`
-(both come from `seqlab.train.build`, which also sets torch's deterministic mode for both), so the time
-difference is what Lightning, Hydra and MLflow cost. tests/test_bench.py checks the two end with equal weights.
+(both come from `seqlab.train.build`, which also sets torch's deterministic mode for both), on the same
+device (trainer.accelerator), so the time difference is what Lightning, Hydra and MLflow cost.
+tests/test_bench.py checks the two end with equal weights.
 """
 
 import itertools
@@ -15,6 +16,7 @@ from typing import NamedTuple
 import torch
 from omegaconf import DictConfig
 
+from seqlab.errors import ConfigError
 from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.train import build
 
@@ -22,6 +24,31 @@ from seqlab.train import build
 def limited(batches: Iterable, limit: int | float) -> Iterator:
     """The first `limit` batches when it is an int, as Lightning's limit_*_batches; all of them otherwise."""
     return itertools.islice(batches, limit if isinstance(limit, int) else None)
+
+
+def training_device(cfg: DictConfig) -> torch.device:
+    """The device Lightning trains `cfg` on (a seqlab run uses one), which the bare loop must use too."""
+    accelerator = cfg.trainer.accelerator
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.backends.mps.is_available()):
+        return torch.device("cpu")
+    raise ConfigError(f"the bare loop trains on the CPU or a CUDA GPU, as Lightning does for trainer.accelerator="
+                      f"cpu, gpu, cuda or auto; trainer.accelerator={accelerator} would train elsewhere "
+                      f"(on this machine: {'mps' if accelerator == 'auto' else accelerator}), so the two would not compare.")
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch moved as Lightning's batch_to_device moves it (non-blocking to a GPU); on the CPU as it is."""
+    if device.type == "cpu":
+        return batch
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a clock read after it times the work, not its queueing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def train_step(net: torch.nn.Module, loss: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -55,6 +82,8 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
     runs would differ by more than the saves take on a noisy machine.
     """
     task, module = build(cfg)
+    device = training_device(cfg)
+    module.to(device)  # the loss too: a loss with weights holds them as buffers
     net, loss = module.net, module.loss
     optimizer = module.make_optimizer(net.parameters())
     train_split, val_split = task.splits["train"], task.splits["val"]
@@ -72,16 +101,17 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
         train_batches.set_epoch(epoch)
         net.train()
         for steps, index in enumerate(limited(train_batches, train_limit), start=1):
-            train_step(net, loss, optimizer, train_split[index], clip)
+            train_step(net, loss, optimizer, to_device(train_split[index], device), clip)
         net.eval()
         total, count = 0.0, 0  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
         with torch.inference_mode():
             for index in limited(val_batches, val_limit):
-                batch = val_split[index]
+                batch = to_device(val_split[index], device)
                 mask = batch.get("mask")
                 n = batch["y"].shape[0]
                 total = total + loss(*loss.align(net(batch["x"], mask), batch["y"], mask)) * n
                 count += n
+        synchronize(device)
         save_started = time.perf_counter()
         if checkpoint_dir is not None:
             state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict()}
@@ -89,6 +119,7 @@ def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
             if (val_loss := float(total) / max(count, 1)) < best:
                 best = val_loss
                 torch.save(state, checkpoint_dir / "best.pt")
+        synchronize(device)
         ended = time.perf_counter()
         seconds.append(ended - started)
         saving.append(ended - save_started if checkpoint_dir is not None else 0.0)

@@ -5,12 +5,12 @@ widths (model.param_budget), and their kernels differ in cost. Each cell here ta
 of seqlab's own network, loss and optimizer (from `seqlab.train.build`) on one fixed batch of the adding
 task, at the budgets of the reproduced papers (20k: Chung et al. 2014; 300k: Bai et al. 2018).
 
-It runs on a GPU when torch sees one (never required): there nn.RNN/LSTM/GRU all run cuDNN's fused
-kernels. On a CPU only the LSTM has a fused kernel (oneDNN's); the GRU and the tanh RNN step through
-ATen's cell loop, so the ranking can differ between the two and the device is printed. On a CPU it also
-times the LSTM with oneDNN off, to show how much of the LSTM's lead is that kernel. Deterministic
-algorithms are off here (trainer.deterministic=false): this measures speed, and on a GPU deterministic
-mode refuses some cuBLAS calls unless CUBLAS_WORKSPACE_CONFIG is set.
+With --accelerator gpu (never required; `seqlab-bench all` adds it where torch sees a GPU) it runs on
+the GPU, where nn.RNN/LSTM/GRU all run cuDNN's fused kernels. On a CPU only the LSTM has a fused kernel
+(oneDNN's); the GRU and the tanh RNN step through ATen's cell loop, so the ranking can differ between
+the two and the device is printed. On a CPU it also times the LSTM with oneDNN off, to show how much of
+the LSTM's lead is that kernel. Deterministic algorithms are off here (trainer.deterministic=false):
+this measures the cells' speed, with the kernels torch would pick when nothing asks for exact reruns.
 
 Ratio: the slowest cell's step time over the fastest's at the 300k budget, what the choice costs in time.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from seqlab.bench.bare_loop import train_step
+from seqlab.bench.bare_loop import synchronize, to_device, train_step
 from seqlab.bench.harness import bench_config, report
 from seqlab.train import build
 
@@ -43,17 +43,15 @@ class Steps:
         module.to(device)  # the loss too: a loss with weights holds them as buffers
         self.net, self.loss = module.net.train(), module.loss
         self.optimizer = module.make_optimizer(self.net.parameters())
-        self.batch = {k: v.to(device) for k, v in task.splits["train"][torch.arange(self.batch_size)].items()}
+        self.batch = to_device(task.splits["train"][torch.arange(self.batch_size)], device)
         self.seconds: list[float] = []
 
     def take(self, steps: int, warmup: int = 2) -> None:
         for i in range(warmup + steps):
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # time each step's kernels, not their queueing
+            synchronize(self.device)  # time each step's kernels, not their queueing
             started = time.perf_counter()
             train_step(self.net, self.loss, self.optimizer, self.batch, clip=1.0)  # as the presets clip
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            synchronize(self.device)
             if i >= warmup:
                 self.seconds.append(time.perf_counter() - started)
 
@@ -62,8 +60,8 @@ def workload(cell: str, budget: int, length: int) -> list[str]:
     return ["task=adding", f"task.length={length}", "task.n_train=256", f"cell={cell}", f"model.param_budget={budget}"]
 
 
-def run(quick: bool) -> float:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def run(quick: bool, accelerator: str = "cpu") -> float:
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     if device.type == "cuda":
         where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
     else:

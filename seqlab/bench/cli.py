@@ -1,4 +1,4 @@
-"""`seqlab-bench <name> [--quick]`: run one benchmark (or all) and print its ratio."""
+"""`seqlab-bench <name> [--quick] [--accelerator cpu|gpu]`: run one benchmark (or all) and print its ratio."""
 
 import argparse
 import importlib
@@ -17,26 +17,64 @@ BENCHMARKS = {
     "startup": "seqlab.bench.startup",
     "cells": "seqlab.bench.cells",
 }
+# The data benchmark times building batches, which happens on the CPU whatever trains on them.
+ON_GPU = [name for name in BENCHMARKS if name != "data"]
+
+
+def _check_accelerator(name: str, accelerator: str) -> None:
+    if accelerator != "gpu":
+        return
+    if name != "all" and name not in ON_GPU:
+        raise SeqlabError(f"--accelerator gpu: the {name} benchmark times work done on the CPU "
+                          f"whatever the accelerator, so it runs on the CPU only; the ones that take --accelerator gpu "
+                          f"are {', '.join(ON_GPU)}.")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SeqlabError(f"--accelerator gpu: torch {torch.__version__} sees no CUDA GPU "
+                          f"(torch.cuda.is_available() is False). Run it on a machine with an NVIDIA GPU and a CUDA "
+                          f"build of torch, or leave out --accelerator (cpu); `seqlab-bench all` adds the GPU runs "
+                          f"by itself where there is a GPU.")
+
+
+def _run_all(quick: bool, accelerator: str) -> None:
+    """Each benchmark in a fresh process, as if run one by one: a benchmark sets process-wide torch state
+    (the logging one runs torch on one thread), which the next one would otherwise measure under. Where
+    torch sees a GPU (never required), the ones that train run again on it."""
+    runs = [(name, accelerator) for name in BENCHMARKS if accelerator == "cpu" or name in ON_GPU]
+    if accelerator == "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            runs += [(name, "gpu") for name in ON_GPU]
+    failed = []
+    for name, on in runs:
+        if on == "gpu":
+            print(f"== seqlab-bench {name} --accelerator gpu", flush=True)
+        command = [sys.executable, "-m", "seqlab.bench.cli", name, *(["--quick"] if quick else []),
+                   *(["--accelerator", on] if on != "cpu" else [])]
+        if subprocess.run(command).returncode:
+            failed.append(name if on == "cpu" else f"{name} (gpu)")
+    if failed:
+        sys.exit(f"seqlab-bench all: {', '.join(failed)} failed (their messages are above)")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqlab-bench", description=__doc__)
     parser.add_argument("name", choices=[*BENCHMARKS, "all"])
     parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the benchmark works")
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
+                        help="where the runs train (trainer.accelerator); gpu needs a CUDA GPU, never required")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
-    if args.name == "all":
-        # Each in a fresh process, as if run one by one: a benchmark sets process-wide torch state (the
-        # logging one runs torch on one thread), which the next one would otherwise measure under.
-        failed = [name for name in BENCHMARKS if subprocess.run(
-            [sys.executable, "-m", "seqlab.bench.cli", name, *(["--quick"] if args.quick else [])]).returncode]
-        if failed:
-            sys.exit(f"seqlab-bench all: {', '.join(failed)} failed (their messages are above)")
-        return
     try:
-        importlib.import_module(BENCHMARKS[args.name]).run(args.quick)
-    except SeqlabError as exc:  # a missing data file, a bad override: the message says what to do
+        _check_accelerator(args.name, args.accelerator)
+        if args.name == "all":
+            _run_all(args.quick, args.accelerator)
+        else:
+            importlib.import_module(BENCHMARKS[args.name]).run(args.quick, args.accelerator)
+    except SeqlabError as exc:  # a missing data file, a bad override, no GPU: the message says what to do
         sys.exit(f"seqlab-bench {args.name}: {exc}")
 
 

@@ -44,7 +44,8 @@ def _batches_per_second(loader, limit: int) -> tuple[float, int]:
     return n / (time.perf_counter() - started), n
 
 
-def run(quick: bool) -> float:
+def run(quick: bool, accelerator: str = "cpu") -> float:
+    assert accelerator == "cpu", "batches are built on the CPU whatever trains on them (seqlab.bench.cli.ON_GPU)"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = bench_config(Path(tmp), ["task=ett", "task.dataset=ETTm1", "task.features=M", "task.batch_size=32"])
     task = instantiate(cfg.task)

@@ -31,7 +31,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 from seqlab import names
-from seqlab.bench.bare_loop import train_bare
+from seqlab.bench.bare_loop import train_bare, training_device
 from seqlab.bench.clocks import EpochClock
 from seqlab.bench.harness import bench_config, epoch_seconds, report
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
@@ -107,7 +107,8 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, float]:
     seqlab_s, bare_s = statistics.median(seqlab_epochs), statistics.median(bare_epochs)
     saving_s, alone_s = statistics.median(epochs["saving"]), statistics.median(epochs["alone"])
     extra_ms = (seqlab_s - bare_s) / steps * 1000
-    print(f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, median s/epoch over {len(bare_epochs)} epochs each")
+    print(f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, on {training_device(cfg)}, median s/epoch "
+          f"over {len(bare_epochs)} epochs each")
     print(f"  seqlab (Lightning + MLflow/SQLite): {seqlab_s:.3f} s/epoch  {['%.3f' % s for s in seqlab_epochs]}")
     print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks): {alone_s:.3f} s/epoch, "
           f"{(alone_s - bare_s) / steps * 1000:+.2f} ms per step over the bare loop")
@@ -145,10 +146,11 @@ WORKLOADS = {  # name -> (overrides, quick-mode overrides)
 REPORTED = "bai2018_jsb LSTM (300k parameters)"
 
 
-def run(quick: bool) -> float:
+def run(quick: bool, accelerator: str = "cpu") -> float:
     ratios, like_for_like = {}, {}
     for name, (overrides, quick_overrides) in WORKLOADS.items():
-        seqlab_s, bare_s, saving_s = compare([*overrides, *quick_overrides] if quick else overrides, trials=1 if quick else 3)
+        overrides = [*overrides, *(quick_overrides if quick else []), f"trainer.accelerator={accelerator}"]
+        seqlab_s, bare_s, saving_s = compare(overrides, trials=1 if quick else 3)
         ratios[name], like_for_like[name] = seqlab_s / bare_s, seqlab_s / saving_s
     print("overhead ratios: " + "; ".join(f"{name} {ratio:.3f}" for name, ratio in ratios.items()))
     print("like-for-like ratios (the bare loop saves last and best each epoch too): "

@@ -25,7 +25,7 @@ def _sweep(workdir: Path, name: str, jobs: list[str], extra: list[str], epochs: 
     return time.perf_counter() - started
 
 
-def run(quick: bool) -> float:
+def run(quick: bool, accelerator: str = "cpu") -> float:
     # 12 epochs (~5 s of training a job): still far shorter than a preset's jobs (minutes), long enough
     # that the benchmark measures running jobs side by side, not only the workers' start-up (~5 s each).
     epochs = 1 if quick else 12
@@ -34,11 +34,12 @@ def run(quick: bool) -> float:
         # A first run creates the SQLite schema, so neither timing below pays for it.
         _sweep(work, "warmup", ["cell=rnn"], [], 1, True)
         jobs = QUICK_JOBS if quick else JOBS
-        basic = _sweep(work, "basic", jobs, [], epochs, quick)
+        on = [f"trainer.accelerator={accelerator}"]  # on a GPU, the two joblib jobs share it
+        basic = _sweep(work, "basic", jobs, on, epochs, quick)
         # One torch thread per job: two jobs on two cores, not four threads fighting over them.
-        joblib = _sweep(work, "joblib", jobs, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "torch_threads=1"], epochs, quick)
+        joblib = _sweep(work, "joblib", jobs, [*on, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "torch_threads=1"], epochs, quick)
     n = 2 if quick else 6
-    print(f"sweep: {n} jobs ({' '.join(jobs)}, task=adding, {epochs} epochs each)")
+    print(f"sweep: {n} jobs ({' '.join(jobs)}, task=adding, {epochs} epochs each, trainer.accelerator={accelerator})")
     print(f"  basic launcher:            {basic:6.1f} s  {n * 60 / basic:5.1f} jobs/min")
     print(f"  joblib launcher, n_jobs=2: {joblib:6.1f} s  {n * 60 / joblib:5.1f} jobs/min")
     return report("sweep", basic / joblib)

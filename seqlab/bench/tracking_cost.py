@@ -63,13 +63,14 @@ def _untracked_epochs(cfg, workdir: Path) -> list[float]:
     return epoch_seconds(Path(cfg.callbacks.epoch_clock.path))[1:]  # without the warm-up epoch
 
 
-def run(quick: bool) -> float:
+def run(quick: bool, accelerator: str = "cpu") -> float:
     epochs = 3 if quick else 8
     # log_every_n_steps=1: every step's loss goes to the server, the worst case for the network.
     # torch_threads=1 on both sides: the server here shares the 2-core machine (in use it runs elsewhere);
     # with torch on both cores, its request handling competes with torch's threads for them, and the
     # ratio would measure that contention, not whether a step waits on the network.
-    overrides = ["task=adding", "cell=gru", f"trainer.max_epochs={epochs}", "trainer.log_every_n_steps=1", "torch_threads=1"]
+    overrides = ["task=adding", "cell=gru", f"trainer.max_epochs={epochs}", "trainer.log_every_n_steps=1", "torch_threads=1",
+                 f"trainer.accelerator={accelerator}"]
     if quick:
         overrides += ["task.n_train=512", "task.n_val=128", "task.n_test=128"]
     server_epochs, none_epochs = [], []
