@@ -175,7 +175,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.scheduler is not None:
         _check_target_section(cfg.scheduler, "scheduler")
     for name, callback in (cfg.callbacks or {}).items():
-        _check_target_section(callback, f"callbacks.{name}")
+        if callback is not None:  # callbacks.<name>=null switches one off
+            _check_target_section(callback, f"callbacks.{name}")
 
     cell, model, norm = cfg.cell, cfg.model, cfg.norm
     _choice("cell.name", cell.name, list(CELLS))

@@ -91,7 +91,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     check_batch_limits(cfg.trainer, task.batch_counts(), task.batch_size)
     net = module.net
     # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
-    callbacks = [BatchReseed(cfg.seed)] + [instantiate(c) for c in (cfg.callbacks or {}).values()]
+    callbacks = [BatchReseed(cfg.seed), *configured_callbacks(cfg)]
     name = resume.run_name if resume else f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):
@@ -129,6 +129,11 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         best = checkpoint.best_model_score if has_best else None
         best = final_val_loss if best is None else best
         return float(best) if best is not None else float("nan")
+
+
+def configured_callbacks(cfg: DictConfig) -> list:
+    """The callbacks of cfg.callbacks, instantiated; `callbacks.<name>=null` (or `~callbacks.<name>`) switches one off."""
+    return [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
 
 
 def _set_torch_threads(cfg: DictConfig) -> None:

@@ -87,6 +87,14 @@ def test_a_gpu_run_is_refused_at_start_where_torch_sees_no_gpu(accelerator, monk
     validate(compose_config(["trainer.accelerator=auto"]))
 
 
+def test_a_callback_set_to_null_is_switched_off(make_cfg):
+    from seqlab.train import configured_callbacks
+
+    preflight(["callbacks.epoch_summary=null", "callbacks.last_checkpoint=null"])  # not a crash in validation
+    kept = {type(c).__name__ for c in configured_callbacks(make_cfg("callbacks.epoch_summary=null"))}
+    assert "EpochSummary" not in kept and {"ModelCheckpoint", "DivergenceGuard"} <= kept
+
+
 def test_a_sweep_is_checked_job_by_job_before_any_starts():
     jobs = jobs_of(["-m", "cell=rnn,lstm", "model.hidden_size=8,0"])
     assert len(jobs) == 4

@@ -381,10 +381,12 @@ def test_a_run_without_last_checkpoint_cannot_be_resumed_and_says_why(make_cfg, 
         resume_point(compose_config([f"resume={run.info.run_id}", f"tracking.uri={tracking_uri}"]))
 
 
-def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(make_cfg, client):
-    # The value a sweeper minimizes. With callbacks.model_checkpoint dropped, Lightning's checkpoint_callback
-    # is callbacks.last_checkpoint, which monitors nothing and has no best score.
-    cfg = make_cfg(*SMALL, "trainer.max_epochs=2", "~callbacks.model_checkpoint")
+@pytest.mark.parametrize("drop", ["~callbacks.model_checkpoint", "callbacks.model_checkpoint=null"])
+def test_without_the_best_checkpoint_a_run_returns_its_final_val_loss(drop, make_cfg, client):
+    # The value a sweeper minimizes. With callbacks.model_checkpoint dropped (deleted, or set to null as
+    # lightning-hydra-template users do), Lightning's checkpoint_callback is callbacks.last_checkpoint,
+    # which monitors nothing and has no best score.
+    cfg = make_cfg(*SMALL, "trainer.max_epochs=2", drop)
     value = train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     assert value == pytest.approx(run.data.metrics[names.VAL_LOSS])

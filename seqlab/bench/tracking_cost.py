@@ -15,7 +15,7 @@ from omegaconf import open_dict
 
 from seqlab.bench.clocks import EpochClock
 from seqlab.bench.harness import bench_config, epoch_seconds, report
-from seqlab.train import build, train
+from seqlab.train import build, configured_callbacks, train
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ def _untracked_epochs(cfg, workdir: Path) -> list[float]:
     with open_dict(cfg):
         cfg.paths.output_dir = str(workdir)
     task, module = build(cfg)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    callbacks = configured_callbacks(cfg)
     assert any(isinstance(c, EpochClock) for c in callbacks)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
     trainer.fit(module, datamodule=task)
