@@ -80,6 +80,9 @@ class SeqlabConfig:
     resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
 
 
+CUDA_ACCELERATORS = ("gpu", "cuda")  # the trainer.accelerator values that ask for a CUDA GPU
+
+
 def register_configs() -> None:
     ConfigStore.instance().store(name="seqlab_schema", node=SeqlabConfig)
 
@@ -244,7 +247,7 @@ def validate(cfg: DictConfig) -> None:
             "predicts the next step from the past only; use model.bidirectional=false, model.frontend=none "
             "and norm=none, layer or batch (per step, or running statistics at evaluation)."
         )
-    if cfg.trainer.accelerator in ("gpu", "cuda"):  # else Lightning's "No supported gpu backend found!"
+    if cfg.trainer.accelerator in CUDA_ACCELERATORS:  # else Lightning's "No supported gpu backend found!"
         import torch
 
         if not torch.cuda.is_available():

@@ -441,3 +441,18 @@ def test_every_training_batch_starts_from_its_own_seed(make_cfg, tmp_path):
     assert [(e, b) for e, b, _ in probe.seen] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     assert [s for _, _, s in probe.seen] == [batch_seed(7, e, b) for e, b, _ in probe.seen]
     assert len({s for _, _, s in probe.seen}) == 6
+
+
+@pytest.mark.parametrize("batches", [float("inf"), 2])
+def test_batches_beyond_the_precomputed_seeds_still_get_their_own(batches):
+    # Lightning reports num_training_batches=inf for a loader without a length: the reseed then works each
+    # seed out at its batch, as it does past the end of the seeds it worked out at the epoch start.
+    from types import SimpleNamespace
+
+    from seqlab.reproduce.seeding import BatchReseed, batch_seed
+
+    reseed, trainer = BatchReseed(7), SimpleNamespace(current_epoch=3, num_training_batches=batches)
+    reseed.on_train_epoch_start(trainer, None)
+    for batch_idx in range(4):
+        reseed.on_train_batch_start(trainer, None, None, batch_idx)
+        assert torch.initial_seed() == batch_seed(7, 3, batch_idx)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 from omegaconf import DictConfig
 
+from seqlab.config import CUDA_ACCELERATORS
 from seqlab.errors import ConfigError
 from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.train import build
@@ -29,7 +30,7 @@ def limited(batches: Iterable, limit: int | float) -> Iterator:
 def training_device(cfg: DictConfig) -> torch.device:
     """The device Lightning trains `cfg` on (a seqlab run uses one), which the bare loop must use too."""
     accelerator = cfg.trainer.accelerator
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+    if accelerator in CUDA_ACCELERATORS or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", 0)
     if accelerator == "cpu" or (accelerator == "auto" and not torch.backends.mps.is_available()):
         return torch.device("cpu")
