@@ -30,6 +30,8 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert done.stdout.count("Lightning alone") == len(WORKLOADS) == 4
         waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
+        # and shows each trial's own ratio, one per trial (--quick: one trial), so a reader sees the noise
+        assert len(re.findall(r"each trial's own ratio \(its medians\): \d+\.\d{3}; a spread", done.stdout)) == 4
         ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
         assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout
         # and against a bare loop that saves its checkpoints each epoch too

@@ -76,6 +76,7 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, float]:
     epochs: dict[str, list[float]] = {side: [] for side in ("seqlab", "alone", "bare", "saving")}
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
+    trial_ratios: list[float] = []  # each trial's own ratio: how far the machine's noise moves it
     for trial in range(trials):
         with tempfile.TemporaryDirectory() as tmp:
             clock = Path(tmp) / "epochs.json"
@@ -101,8 +102,10 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, float]:
 
             sides = {"seqlab": seqlab_side, "alone": lambda: lightning_alone(cfg, Path(tmp)), "bare": bare_side}
             order = list(sides)[trial % len(sides):] + list(sides)[:trial % len(sides)]
-            for side in order:
-                epochs[side] += sides[side]()[1:]
+            this_trial = {side: sides[side]()[1:] for side in order}
+            for side, seconds in this_trial.items():
+                epochs[side] += seconds
+            trial_ratios.append(statistics.median(this_trial["seqlab"]) / statistics.median(this_trial["bare"]))
     seqlab_epochs, bare_epochs = epochs["seqlab"], epochs["bare"]
     seqlab_s, bare_s = statistics.median(seqlab_epochs), statistics.median(bare_epochs)
     saving_s, alone_s = statistics.median(epochs["saving"]), statistics.median(epochs["alone"])
@@ -117,6 +120,8 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float, float]:
           f"0.05 s), {extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such "
           f"as checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
           f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
+    print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
+          f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise")
     print(f"  the same bare epochs with their saves (last and best, torch.save on the training thread): {saving_s:.3f} "
           f"s/epoch; like for like, seqlab / it: {seqlab_s / saving_s:.3f}")
     print(f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
