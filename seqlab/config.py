@@ -8,11 +8,11 @@ optimizer, scheduler, trainer, callbacks) before any data is built or any MLflow
 import difflib
 import inspect
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, get_args
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seqlab.errors import ConfigError
 
@@ -63,6 +63,22 @@ class PathsConfig:
 
 
 @dataclass
+class PublishedConfig:
+    """A paper's numbers for an experiment preset, which seqlab-compare prints beside the runs' own.
+
+    Logged with the rest of the config (params `published.*`), so a comparison needs nothing but the
+    runs. A run gets the number of its `by` value (e.g. cell.name=gru) only if it ran in the paper's
+    `setting`: a preset overridden to another dataset or budget is not compared with the paper.
+    """
+
+    source: str = "???"  # e.g. "Chung et al. 2014, Table 2"
+    metric: str = "???"  # the logged test metric the numbers are comparable with, e.g. test/nll
+    by: str = "cell.name"  # the config key whose value picks a run's number
+    numbers: dict[str, float] = field(default_factory=dict)  # value of `by` -> the published number
+    setting: dict[str, Any] = field(default_factory=dict)  # config values the numbers assume, nested as the config
+
+
+@dataclass
 class SeqlabConfig:
     cell: CellConfig = field(default_factory=CellConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -78,6 +94,7 @@ class SeqlabConfig:
     seed: int = 0
     torch_threads: int | None = None  # None: torch's default, or cores / n_jobs in a parallel sweep
     resume: str | None = None  # an MLflow run id: continue that run from its last checkpoint
+    published: PublishedConfig | None = None  # set by the experiment presets that reproduce a paper
 
 
 CUDA_ACCELERATORS = ("gpu", "cuda")  # the trainer.accelerator values that ask for a CUDA GPU
@@ -89,6 +106,7 @@ def register_configs() -> None:
 
 # --- validation ---------------------------------------------------------------------------------
 
+_ABSENT = object()
 _INSTANTIATE_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
@@ -133,9 +151,11 @@ def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
     for key in node.keys():
         if key not in allowed:
             raise _unknown_key(path, str(key), allowed)
-        sub = next(f for f in fields(schema) if f.name == key)
-        if is_dataclass(sub.type) and isinstance(node[key], DictConfig):
-            _check_schema_keys(node[key], sub.type, f"{path}.{key}" if path else str(key))
+        sub = next(f for f in fields(schema) if f.name == key).type
+        optional = [t for t in get_args(sub) if t is not type(None)]  # PublishedConfig | None -> PublishedConfig
+        sub = optional[0] if len(optional) == 1 else sub
+        if is_dataclass(sub) and isinstance(node[key], DictConfig):
+            _check_schema_keys(node[key], sub, f"{path}.{key}" if path else str(key))
 
 
 def target_of(node: DictConfig, path: str) -> Any:
@@ -256,11 +276,32 @@ def validate(cfg: DictConfig) -> None:
                 "sees none here (torch.cuda.is_available() is False); use trainer.accelerator=cpu (the default, "
                 "exactly reproducible) or auto (a GPU where there is one, else the CPU)."
             )
+    if cfg.published is not None:
+        check_published(cfg)
     at_least("seed", cfg.seed, 0)
     if cfg.torch_threads is not None:
         at_least("torch_threads", cfg.torch_threads, 1)
     if cfg.tracking.outage_wait_s < 0:
         raise ConfigError(f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds.")
+
+
+def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{"task": {"dataset": "jsb"}} -> {"task.dataset": "jsb"}"""
+    if isinstance(node, DictConfig):
+        return {k: v for key, child in node.items() for k, v in _leaves(child, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def check_published(cfg: DictConfig) -> None:
+    """A typo in a preset's published block would silently show no paper numbers; refuse it at start-up."""
+    published = cfg.published
+    if not published.metric.startswith("test/"):
+        raise ConfigError(f"Invalid published.metric={published.metric!r}: seqlab-compare ranks test metrics, "
+                          "so it must name one, e.g. test/nll or test/loss.")
+    for key in [published.by, *_leaves(published.setting)]:
+        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            raise ConfigError(f"published: {key!r} is not a key of the config (published.by and the keys under "
+                              "published.setting name config keys, e.g. cell.name or task.dataset).")
 
 
 # --- command-line checks (preflight and seqlab-rerun see the overrides themselves) ---------------

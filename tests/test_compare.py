@@ -1,5 +1,6 @@
 """seqlab-compare's statistics on runs with known metrics in a real SQLite store, checked against scipy."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ LOSSES = {"rnn": [0.30, 0.34, 0.29], "lstm": [0.150, 0.160, 0.155], "gru": [0.10
 N_PARAMS = {"rnn": 4417, "lstm": 17185, "gru": 12961}
 
 
-def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]]) -> str:
+def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]],
+           more_params: Callable[[str], dict[str, str]] = lambda cell: {}) -> str:
     experiment_id = client.create_experiment(experiment)
     parent = client.create_run(experiment_id, run_name="sweep cell=rnn,lstm,gru seed=0,1,2").info.run_id
     for cell, values in losses.items():
@@ -28,6 +30,7 @@ def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]]
                       # seed 0 ran in a joblib sweep, the others with torch_threads=1: how a job ran, not
                       # another configuration, so the rows must not split on it
                       "torch_threads": "None" if seed == 0 else "1", names.TORCH_THREADS: "1"}
+            params.update(more_params(cell))
             if seed:  # seed 0 ran before seqlab set trainer.plugins (how checkpoints are written): same rows
                 params["trainer.plugins"] = "[{'_target_': 'seqlab.reproduce.checkpoint.BackgroundCheckpointIO'}]"
             metrics = [Metric(names.TEST_LOSS, value, 0, 0), Metric("test/mae", value / 2, 0, 0), Metric(names.TIME_FIT, 10.0 + seed, 0, 0)]
@@ -105,3 +108,48 @@ def test_cli_names_a_sweep_or_experiment_that_is_not_in_the_store(which, trackin
     err = capsys.readouterr().err
     expected = f"run '{'0' * 32}': there is no such run" if which == "parent" else "no experiment named 'no-such-experiment'"
     assert err.startswith("seqlab-compare: ") and expected in err, err
+
+
+# What a preset's published block becomes in a run's params (conf/experiment/chung2014*.yaml)
+PAPER = {"published.source": "A paper, Table 9", "published.metric": names.TEST_LOSS, "published.by": "cell.name",
+         "published.numbers.gru": "0.2", "published.numbers.lstm": "0.155", "published.numbers.rnn": "0.25",
+         "published.setting.task.dataset": "jsb", "published.setting.model.param_budget": "20000"}
+
+
+def test_published_numbers_sit_beside_the_runs_own(tracking_uri, capsys, tmp_path):
+    # gru beats the paper by far, lstm's 95% CI holds the paper's number, and rnn ran on another
+    # dataset than the paper's: no number for it, and the note says why
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-published", LOSSES, lambda cell: {
+        **PAPER, "model.param_budget": "20000", "task.dataset": "nottingham" if cell == "rnn" else "jsb"})
+    comparison = compare(runs_to_compare(client, parent), names.TEST_LOSS)
+    rows = {row.label.split()[0]: row for row in comparison.rows}
+    assert comparison.published_source == "A paper, Table 9"
+    assert (rows["cell.name=gru"].published, rows["cell.name=lstm"].published) == (0.2, 0.155)
+    assert rows["cell.name=gru"].against_published(names.TEST_LOSS) == f"better by {0.2 - np.mean(LOSSES['gru']):.3g}"
+    assert rows["cell.name=lstm"].against_published(names.TEST_LOSS) == "a tie (inside the 95% CI)"
+    assert rows["cell.name=rnn"].published is None
+    assert rows["cell.name=rnn"].unpublished == "task.dataset=nottingham, the paper's jsb"
+    # the published.* params describe the paper, not a configuration: the rows split on cell and dataset only
+    assert sorted(rows) == ["cell.name=gru", "cell.name=lstm", "cell.name=rnn"]
+
+    main([parent, "--tracking-uri", tracking_uri])
+    out = capsys.readouterr().out
+    assert "published test/loss" in out.splitlines()[0] and "vs published" in out.splitlines()[0]
+    assert "published: A paper, Table 9, test/loss" in out and "task.dataset=nottingham, the paper's jsb" in out
+    markdown = Path(client.download_artifacts(parent, f"{names.COMPARISON_ARTIFACTS}/comparison.md", str(tmp_path))).read_text()
+    assert "| 0.2 | better by" in markdown and "| 0.155 | a tie (inside the 95% CI) |" in markdown
+    # ranked on another metric than the paper's numbers are for: no published column at all
+    main([parent, "--tracking-uri", tracking_uri, "--metric", "test/mae"])
+    assert "published" not in capsys.readouterr().out
+
+
+def test_a_short_row_is_called_short_and_higher_is_better_flips_it(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-short", {"gru": [0.30, 0.31, 0.32]}, lambda cell: {
+        **PAPER, "task.dataset": "jsb", "model.param_budget": "20000"})
+    [row] = compare(runs_to_compare(client, parent), names.TEST_LOSS).rows
+    assert row.against_published(names.TEST_LOSS) == "short by 0.11"  # loss 0.31 against the paper's 0.2
+    assert row.against_published("test/accuracy") == ""  # no such metric in the row
+    row.metrics["test/accuracy"] = row.metrics[names.TEST_LOSS]
+    assert row.against_published("test/accuracy") == "better by 0.11"  # an accuracy of 0.31 beats 0.2

@@ -63,6 +63,11 @@ BAD_INPUTS = [
     (["model.readout=attention", "model.attention_heads=3"], ["model.attention_heads=3", "64"]),
     (["model.hidden_size=abc"], ["model.hidden_size", "abc"]),
     (["norm=weight"], ["norm=weight", "batch", "group", "layer", "none"]),
+    # a preset's published block: a typo would silently show no paper numbers in seqlab-compare
+    (["experiment=chung2014_jsb", "published.by=cell.nam"], ["published: 'cell.nam' is not a key", "cell.name"]),
+    (["experiment=bai2018_jsb", "+published.setting.task.datset=jsb"], ["'task.datset' is not a key", "task.dataset"]),
+    (["experiment=chung2014_jsb", "published.metric=val/nll"], ["published.metric='val/nll'", "test/nll"]),
+    (["experiment=informer_etth1", "+published.sorce=x"], ["published.sorce", "source"]),
 ]
 
 

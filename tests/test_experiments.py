@@ -1,11 +1,13 @@
 """Every published-result preset composes, validates, and trains a few batches into MLflow."""
 
 import pytest
+from omegaconf import OmegaConf
 
 from seqlab import names
+from seqlab.reports.compare import published_for
 from seqlab.train import train
 
-from conftest import REPO, runs_of
+from conftest import REPO, compose_config, runs_of
 
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 DATA_FILE = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat",
@@ -24,3 +26,20 @@ def test_preset_composes_and_trains_a_few_batches(preset, make_cfg, client, data
     budget = cfg.model.param_budget
     if budget is not None:  # the preset's parameter budget is what the run got, within 2%
         assert abs(int(run.data.params[names.N_PARAMS]) - budget) <= 0.02 * budget
+    if cfg.published is not None and cfg.published.numbers:  # seqlab-compare finds the paper's number for it
+        number, why_not = published_for(run, cfg.published.metric)
+        assert why_not == "" and number == cfg.published.numbers[str(OmegaConf.select(cfg, cfg.published.by))]
+        assert cfg.published.metric in run.data.metrics
+
+
+SWEPT = {"cell.name": ["gru", "lstm", "rnn"], "task.horizon": ["168", "24", "336", "48", "720"]}
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if "_" in p])  # the dataset presets, not the shared bases
+def test_each_paper_preset_carries_the_papers_number_for_every_job_of_its_sweep(preset):
+    cfg = compose_config([f"experiment={preset}"])
+    assert cfg.published.source and cfg.published.metric.startswith("test/")
+    assert sorted(cfg.published.numbers) == SWEPT[cfg.published.by]
+    # the preset runs in the paper's setting, so its own runs are compared with the paper
+    setting = OmegaConf.to_container(cfg.published.setting)
+    assert OmegaConf.masked_copy(cfg, list(setting)) == OmegaConf.merge(OmegaConf.masked_copy(cfg, list(setting)), setting)

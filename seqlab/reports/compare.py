@@ -26,8 +26,10 @@ SIGNIFICANCE = 0.05
 # Params that differ between runs without making another configuration: how a run was seeded, tracked,
 # threaded (torch_threads: set by hand in one run, by a joblib sweep in another) and how its checkpoints
 # were written (trainer.plugins; runs from before seqlab set it have no such param). Speed, not the model.
+# The published.* params (a preset's paper numbers) describe a paper, not the run.
 NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir",
-                       "trainer.plugins", names.N_PARAMS, "torch_threads", names.TORCH_THREADS)
+                       "trainer.plugins", names.N_PARAMS, "torch_threads", names.TORCH_THREADS, "published.")
+PUBLISHED_SETTING = "published.setting."  # + a config key: the value the paper's numbers assume
 HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
 
 
@@ -64,6 +66,18 @@ class Row:
     values: dict[str, list[float]] = field(default_factory=dict)
     n_params: str = ""
     fit_s: float = math.nan
+    published: float | None = None  # the paper's number for these runs on the compared metric
+    unpublished: str = ""  # when there is none though the runs carry a paper's numbers: why
+
+    def against_published(self, metric: str) -> str:
+        """Better, short or a tie (the published number inside the runs' 95% CI), and by how much."""
+        summary = self.metrics.get(metric)
+        if self.published is None or summary is None or math.isnan(summary.mean):
+            return ""
+        if summary.ci_low <= self.published <= summary.ci_high:
+            return "a tie (inside the 95% CI)"
+        ahead = (summary.mean > self.published) == higher_is_better(metric)
+        return f"{'better' if ahead else 'short'} by {abs(summary.mean - self.published):.3g}"
 
 
 @dataclass
@@ -71,6 +85,15 @@ class Comparison:
     metric: str
     rows: list[Row]  # best first
     p_value: float  # Welch's t-test, best vs runner-up (nan: fewer than 2 rows, or < 2 seeds each)
+    published_source: str = ""  # the paper the runs' published numbers come from, if they carry any
+
+    @property
+    def published_note(self) -> str:
+        if not self.published_source:
+            return ""
+        missing = [f"{row.label} ({row.unpublished})" for row in self.rows if row.unpublished]
+        return (f"published: {self.published_source}, {self.metric}; better or short by the difference of the means"
+                + (f"; no published number for {'; '.join(missing)}" if missing else ""))
 
     @property
     def verdict(self) -> str:
@@ -112,6 +135,24 @@ def configuration_keys(runs: list[Run]) -> list[str]:
     return [k for k in varying if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)]
 
 
+def published_for(run: Run, metric: str) -> tuple[float | None, str]:
+    """The number the run's preset says a paper reports for it on `metric`, or None and why not.
+
+    Why not is "" when the run carries no paper numbers for this metric at all.
+    """
+    params = run.data.params
+    if params.get("published.metric") != metric:
+        return None, ""
+    for key, value in params.items():
+        if key.startswith(PUBLISHED_SETTING) and params.get(key[len(PUBLISHED_SETTING):]) != value:
+            return None, f"{key[len(PUBLISHED_SETTING):]}={params.get(key[len(PUBLISHED_SETTING):])}, the paper's {value}"
+    by = params.get("published.by", "")
+    number = params.get(f"published.numbers.{params.get(by)}")
+    if number is None:
+        return None, f"the paper reports no {by}={params.get(by)}"
+    return float(number), ""
+
+
 def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
     keys = configuration_keys(runs)
     groups: dict[str, list[Run]] = {}
@@ -127,13 +168,20 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
             row.metrics[key] = Summary.of(row.values[key])
         row.n_params = "/".join(sorted({r.data.params.get(names.N_PARAMS, "?") for r in members}))
         row.fit_s = Summary.of([r.data.metrics[names.TIME_FIT] for r in members if names.TIME_FIT in r.data.metrics]).mean
+        published = {published_for(r, metric) for r in members}
+        if len(published) == 1:
+            row.published, row.unpublished = published.pop()
+        else:  # the seeds of one row disagree (another preset version); show none rather than pick one
+            row.unpublished = "its runs carry different published numbers"
         rows.append(row)
     sign = -1.0 if higher_is_better(metric) else 1.0
     rows.sort(key=lambda r: sign * r.metrics[metric].mean if metric in r.metrics and not math.isnan(r.metrics[metric].mean) else math.inf)
     p_value = math.nan
     if len(rows) >= 2 and all(len(r.values.get(metric, [])) >= 2 for r in rows[:2]):
         p_value = float(stats.ttest_ind(rows[0].values[metric], rows[1].values[metric], equal_var=False).pvalue)
-    return Comparison(metric, rows, p_value)
+    sources = sorted({r.data.params["published.source"] for r in runs
+                      if r.data.params.get("published.metric") == metric and "published.source" in r.data.params})
+    return Comparison(metric, rows, p_value, "; ".join(sources))
 
 
 def _fmt(x: float) -> str:
@@ -145,6 +193,8 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     header = ["", "configuration", "seeds"]
     for key in metrics:
         header += [f"{key} mean", f"{key} std", f"{key} 95% CI"]
+    if comparison.published_source:
+        header += [f"published {comparison.metric}", "vs published"]
     header += ["parameters", f"{names.TIME_FIT} mean"]
     body = []
     for i, row in enumerate(comparison.rows):
@@ -152,15 +202,22 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
         for key in metrics:
             s = row.metrics.get(key, Summary.of([]))
             line += [_fmt(s.mean), _fmt(s.std), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"]
+        if comparison.published_source:
+            line += ["n/a" if row.published is None else f"{row.published:.4g}",
+                     row.against_published(comparison.metric) or "n/a"]
         body.append(line + [row.n_params, _fmt(row.fit_s)])
     return header, body
+
+
+def _notes(comparison: Comparison) -> str:
+    return comparison.verdict + (f"\n{comparison.published_note}" if comparison.published_source else "")
 
 
 def to_markdown(comparison: Comparison) -> str:
     header, body = table(comparison)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines) + f"\n\n{comparison.verdict}\n"
+    return "\n".join(lines) + f"\n\n{_notes(comparison)}\n"
 
 
 def to_csv(comparison: Comparison) -> str:
@@ -174,7 +231,7 @@ def to_text(comparison: Comparison) -> str:
     header, body = table(comparison)
     widths = [max(len(str(c)) for c in column) for column in zip(header, *body)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in [header, *body]]
-    return "\n".join(lines) + f"\n\n{comparison.verdict}"
+    return "\n".join(lines) + f"\n\n{_notes(comparison)}"
 
 
 def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
@@ -188,6 +245,11 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
     left.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=6, color=["tab:green"] + ["tab:gray"] * (len(rows) - 1))
     for i, row in enumerate(rows):
         left.plot([i] * len(row.values.get(comparison.metric, [])), row.values.get(comparison.metric, []), "k.", ms=5)
+        if row.published is not None:  # the paper's number as a red bar across the column
+            left.hlines(row.published, i - 0.4, i + 0.4, colors="tab:red", lw=2)
+    if any(row.published is not None for row in rows):
+        left.plot([], [], color="tab:red", lw=2, label=comparison.published_source)
+        left.legend(fontsize=8)
     left.set_xticks(range(len(rows)), [r.label for r in rows], rotation=20, ha="right", fontsize=8)
     left.set(ylabel=comparison.metric, title=f"{comparison.metric}: mean and 95% CI over seeds")
     for row in rows:
