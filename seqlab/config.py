@@ -295,6 +295,10 @@ def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
 def check_published(cfg: DictConfig) -> None:
     """A typo in a preset's published block would silently show no paper numbers; refuse it at start-up."""
     published = cfg.published
+    unset = [f"published.{key}" for key in ("source", "metric") if OmegaConf.is_missing(published, key)]
+    if unset:
+        raise ConfigError(f"{' and '.join(unset)} must be set: published numbers need the paper they come from "
+                          "and the test metric they compare with (see conf/experiment/chung2014.yaml).")
     if not published.metric.startswith("test/"):
         raise ConfigError(f"Invalid published.metric={published.metric!r}: seqlab-compare ranks test metrics, "
                           "so it must name one, e.g. test/nll or test/loss.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqlab.config import validate
+from seqlab.config import PublishedConfig, validate
 from seqlab.errors import ConfigError
 from seqlab.preflight import jobs_of, preflight
 
@@ -159,3 +159,13 @@ def test_only_a_check_classmethod_is_called_at_validation():
     bad = compose_config(["callbacks.weight_noise.std=-1"])
     with pytest.raises(ConfigError, match="weight_noise.std=-1"):
         validate(bad)  # seqlab's own classmethod check still runs
+
+
+def test_a_published_block_without_its_source_and_metric_is_refused():
+    # as a user's own preset would have it: numbers, but no paper and no metric to compare them with
+    cfg = compose_config(["task=adding"])
+    cfg.published = PublishedConfig(numbers={"gru": 8.5})
+    with pytest.raises(ConfigError, match=r"^published.source and published.metric must be set: "):
+        validate(cfg)
+    cfg.published.source, cfg.published.metric = "A paper, Table 1", "test/loss"
+    validate(cfg)  # complete, and its by (cell.name) is a key of the config

@@ -92,7 +92,8 @@ class Comparison:
         if not self.published_source:
             return ""
         missing = [f"{row.label} ({row.unpublished})" for row in self.rows if row.unpublished]
-        return (f"published: {self.published_source}, {self.metric}; better or short by the difference of the means"
+        return (f"published: {self.published_source}, {self.metric} (vs published: the difference of the means, "
+                "a tie when the published number is inside the 95% CI)"
                 + (f"; no published number for {'; '.join(missing)}" if missing else ""))
 
     @property
@@ -143,9 +144,11 @@ def published_for(run: Run, metric: str) -> tuple[float | None, str]:
     params = run.data.params
     if params.get("published.metric") != metric:
         return None, ""
-    for key, value in params.items():
-        if key.startswith(PUBLISHED_SETTING) and params.get(key[len(PUBLISHED_SETTING):]) != value:
-            return None, f"{key[len(PUBLISHED_SETTING):]}={params.get(key[len(PUBLISHED_SETTING):])}, the paper's {value}"
+    for key, assumed in params.items():
+        if key.startswith(PUBLISHED_SETTING):
+            setting = key.removeprefix(PUBLISHED_SETTING)
+            if params.get(setting) != assumed:
+                return None, f"{setting}={params.get(setting)}, the paper's {assumed}"
     by = params.get("published.by", "")
     number = params.get(f"published.numbers.{params.get(by)}")
     if number is None:
