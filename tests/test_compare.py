@@ -26,6 +26,8 @@ def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]]
             run = client.create_run(experiment_id, run_name=f"{cell}-s{seed}", tags={names.PARENT_RUN_TAG: parent})
             run_id = run.info.run_id
             params = {"cell.name": cell, "seed": str(seed), "task.seed": str(seed), names.N_PARAMS: str(N_PARAMS[cell]),
+                      # split sizes follow from the configuration (a forecast horizon, a chunk length): no label
+                      names.N_TRAIN: str(len(cell) * 100), names.N_VAL: str(len(cell) * 10),
                       "tracking.uri": "sqlite:///x.db", "model.hidden_size": "64",
                       # seed 0 ran in a joblib sweep, the others with torch_threads=1: how a job ran, not
                       # another configuration, so the rows must not split on it

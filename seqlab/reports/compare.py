@@ -26,9 +26,11 @@ SIGNIFICANCE = 0.05
 # Params that differ between runs without making another configuration: how a run was seeded, tracked,
 # threaded (torch_threads: set by hand in one run, by a joblib sweep in another) and how its checkpoints
 # were written (trainer.plugins; runs from before seqlab set it have no such param). Speed, not the model.
-# The published.* params (a preset's paper numbers) describe a paper, not the run.
+# Nor what a configuration implies (its parameter count, its split sizes: a longer horizon leaves fewer
+# windows), nor the published.* params (a preset's paper numbers), which describe a paper, not the run.
 NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir",
-                       "trainer.plugins", names.N_PARAMS, "torch_threads", names.TORCH_THREADS, "published.")
+                       "trainer.plugins", names.N_PARAMS, names.N_TRAIN, names.N_VAL, names.N_TEST,
+                       "torch_threads", names.TORCH_THREADS, "published.")
 PUBLISHED_SETTING = "published.setting."  # + a config key: the value the paper's numbers assume
 HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
 
