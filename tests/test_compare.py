@@ -28,7 +28,9 @@ def _sweep(client: MlflowClient, experiment: str, losses: dict[str, list[float]]
             params = {"cell.name": cell, "seed": str(seed), "task.seed": str(seed), names.N_PARAMS: str(N_PARAMS[cell]),
                       # split sizes follow from the configuration (a forecast horizon, a chunk length): no label
                       names.N_TRAIN: str(len(cell) * 100), names.N_VAL: str(len(cell) * 10),
-                      "tracking.uri": "sqlite:///x.db", "model.hidden_size": "64",
+                      # the width a parameter budget chose for the cell: implied by it, so no label either
+                      "model.hidden_size": str(N_PARAMS[cell] // 100), "model.head_hidden": "36" if cell == "lstm" else "None",
+                      "tracking.uri": "sqlite:///x.db",
                       # seed 0 ran in a joblib sweep, the others with torch_threads=1: how a job ran, not
                       # another configuration, so the rows must not split on it
                       "torch_threads": "None" if seed == 0 else "1", names.TORCH_THREADS: "1"}
@@ -155,3 +157,11 @@ def test_a_short_row_is_called_short_and_higher_is_better_flips_it(tracking_uri)
     assert row.against_published("test/accuracy") == ""  # no such metric in the row
     row.metrics["test/accuracy"] = row.metrics[names.TEST_LOSS]
     assert row.against_published("test/accuracy") == "better by 0.11"  # an accuracy of 0.31 beats 0.2
+
+
+def test_a_width_set_by_hand_stays_in_the_labels(tracking_uri):
+    # a hand sweep of model.hidden_size for one cell: the width is what tells the rows apart, so it stays
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-widths", {"gru": [0.1, 0.2], "lstm": [0.3, 0.4]},
+                    lambda cell: {"cell.name": "gru", "model.head_hidden": "None", "model.hidden_size": "32" if cell == "gru" else "64"})
+    assert sorted(r.label for r in compare(runs_to_compare(client, parent)).rows) == ["model.hidden_size=32", "model.hidden_size=64"]

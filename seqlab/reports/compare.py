@@ -32,6 +32,7 @@ NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.",
                        "trainer.plugins", names.N_PARAMS, names.N_TRAIN, names.N_VAL, names.N_TEST,
                        "torch_threads", names.TORCH_THREADS, "published.")
 PUBLISHED_SETTING = "published.setting."  # + a config key: the value the paper's numbers assume
+IMPLIED = ("model.hidden_size", "model.head_hidden")  # what model.param_budget chooses per cell, in this order
 HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
 
 
@@ -132,10 +133,23 @@ def runs_to_compare(client: MlflowClient, parent_run_id: str | None = None, expe
 
 
 def configuration_keys(runs: list[Run]) -> list[str]:
-    """Params whose value differs between runs, seeds and bookkeeping aside."""
+    """Params whose value differs between runs, seeds and bookkeeping aside.
+
+    A width that a parameter budget chose (IMPLIED) is left out when the other keys already tell the
+    same rows apart, so a budget sweep's rows read cell.name=gru; dropping it can never merge rows.
+    """
     keys = sorted({k for r in runs for k in r.data.params})
     varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-    return [k for k in varying if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)]
+    chosen = [k for k in varying if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)]
+    for key in IMPLIED:
+        rest = [k for k in chosen if k != key]
+        if key in chosen and rest and _row_count(runs, rest) == _row_count(runs, chosen):
+            chosen = rest
+    return chosen
+
+
+def _row_count(runs: list[Run], keys: list[str]) -> int:
+    return len({tuple(r.data.params.get(k) for k in keys) for r in runs})
 
 
 def published_for(run: Run, metric: str) -> tuple[float | None, str]:
