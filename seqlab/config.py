@@ -14,7 +14,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
+from seqlab import names
 from seqlab.errors import ConfigError
+from seqlab.tracking.params import flatten
 
 
 @dataclass
@@ -285,13 +287,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds.")
 
 
-def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
-    """{"task": {"dataset": "jsb"}} -> {"task.dataset": "jsb"}"""
-    if isinstance(node, DictConfig):
-        return {k: v for key, child in node.items() for k, v in _leaves(child, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): node}
-
-
 def check_published(cfg: DictConfig) -> None:
     """A typo in a preset's published block would silently show no paper numbers; refuse it at start-up."""
     published = cfg.published
@@ -299,10 +294,10 @@ def check_published(cfg: DictConfig) -> None:
     if unset:
         raise ConfigError(f"{' and '.join(unset)} must be set: published numbers need the paper they come from "
                           "and the test metric they compare with (see conf/experiment/chung2014.yaml).")
-    if not published.metric.startswith("test/"):
+    if not published.metric.startswith(f"{names.TEST}/"):
         raise ConfigError(f"Invalid published.metric={published.metric!r}: seqlab-compare ranks test metrics, "
                           "so it must name one, e.g. test/nll or test/loss.")
-    for key in [published.by, *_leaves(published.setting)]:
+    for key in [published.by, *flatten(OmegaConf.to_container(published.setting))]:  # as the params name them
         if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
             raise ConfigError(f"published: {key!r} is not a key of the config (published.by and the keys under "
                               "published.setting name config keys, e.g. cell.name or task.dataset).")

@@ -165,3 +165,25 @@ def test_a_width_set_by_hand_stays_in_the_labels(tracking_uri):
     parent = _sweep(client, "compare-widths", {"gru": [0.1, 0.2], "lstm": [0.3, 0.4]},
                     lambda cell: {"cell.name": "gru", "model.head_hidden": "None", "model.hidden_size": "32" if cell == "gru" else "64"})
     assert sorted(r.label for r in compare(runs_to_compare(client, parent)).rows) == ["model.hidden_size=32", "model.hidden_size=64"]
+
+
+def test_the_plot_marks_the_papers_number_on_each_row(tracking_uri, tmp_path, monkeypatch):
+    # README: "its plot marks the paper's number in red", a bar across each row that has one
+    import matplotlib.collections
+    import matplotlib.colors
+
+    from seqlab.reports import compare as compare_module, plots
+
+    client = MlflowClient(tracking_uri)
+    parent = _sweep(client, "compare-plot", LOSSES, lambda cell: {
+        **PAPER, "model.param_budget": "20000", "task.dataset": "nottingham" if cell == "rnn" else "jsb"})
+    comparison = compare(runs_to_compare(client, parent), names.TEST_LOSS)
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
+    compare_module.plot(comparison, client, tmp_path / "comparison.png")
+    left = figures[0].axes[0]
+    marks = [segment for c in left.collections if isinstance(c, matplotlib.collections.LineCollection)
+             and matplotlib.colors.same_color(c.get_color()[0], "tab:red") for segment in c.get_segments()]
+    # rows best first: gru (0.2), lstm (0.155); rnn ran on another dataset, so no mark
+    assert sorted((round(s[0][0] + 0.4), s[0][1]) for s in marks) == [(0, 0.2), (1, 0.155)]
+    assert "A paper, Table 9" in [t.get_text() for t in left.get_legend().get_texts()]

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 from omegaconf import DictConfig
 
+from seqlab.bench.clocks import synchronize
 from seqlab.config import CUDA_ACCELERATORS
 from seqlab.errors import ConfigError
 from seqlab.tasks.batching import EpochBatchSampler
@@ -44,12 +45,6 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     if device.type == "cpu":
         return batch
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the GPU's queued work, so that a clock read after it times the work, not its queueing."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_step(net: torch.nn.Module, loss: torch.nn.Module, optimizer: torch.optim.Optimizer,

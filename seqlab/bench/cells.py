@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from seqlab.bench.bare_loop import synchronize, to_device, train_step
+from seqlab.bench.bare_loop import to_device, train_step, training_device
+from seqlab.bench.clocks import synchronize
 from seqlab.bench.harness import bench_config, report
 from seqlab.train import build
 
@@ -35,11 +36,12 @@ class Steps:
     """The bare loop's training steps (forward, loss, backward, clipping at 1, optimizer step) of seqlab's
     network for one workload, on one fixed batch, timed one by one."""
 
-    def __init__(self, overrides: list[str], device: torch.device) -> None:
+    def __init__(self, overrides: list[str]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = bench_config(Path(tmp), [*overrides, "trainer.deterministic=false"])
             task, module = build(cfg)
-        self.device, self.batch_size = device, cfg.task.batch_size
+        device = self.device = training_device(cfg)
+        self.batch_size = cfg.task.batch_size
         module.to(device)  # the loss too: a loss with weights holds them as buffers
         self.net, self.loss = module.net.train(), module.loss
         self.optimizer = module.make_optimizer(self.net.parameters())
@@ -56,23 +58,23 @@ class Steps:
                 self.seconds.append(time.perf_counter() - started)
 
 
-def workload(cell: str, budget: int, length: int) -> list[str]:
-    return ["task=adding", f"task.length={length}", "task.n_train=256", f"cell={cell}", f"model.param_budget={budget}"]
+def workload(cell: str, budget: int, length: int, accelerator: str) -> list[str]:
+    return ["task=adding", f"task.length={length}", "task.n_train=256", f"cell={cell}", f"model.param_budget={budget}",
+            f"trainer.accelerator={accelerator}"]
 
 
 def run(quick: bool, accelerator: str = "cpu") -> float:
-    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    if device.type == "cuda":
-        where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
-    else:
+    length, rounds, steps = (20, 1, 3) if quick else (100, 5, 10)
+    runs = {(budget, cell, True): Steps(workload(cell, budget, length, accelerator)) for budget in BUDGETS for cell in CELLS}
+    device = next(iter(runs.values())).device
+    if device.type == "cpu":  # the LSTM without its fused oneDNN kernel, as the GRU and the RNN run
+        runs |= {(budget, "lstm", False): Steps(workload("lstm", budget, length, accelerator)) for budget in BUDGETS}
         threads = torch.get_num_threads()
         where = f"CPU ({threads} thread{'s' if threads != 1 else ''})"
-    length, rounds, steps = (20, 1, 3) if quick else (100, 5, 10)
+    else:
+        where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
     print(f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of {steps} "
           f"steps per workload taking turns, median step, on {where}")
-    runs = {(budget, cell, True): Steps(workload(cell, budget, length), device) for budget in BUDGETS for cell in CELLS}
-    if device.type == "cpu":  # the LSTM without its fused oneDNN kernel, as the GRU and the RNN run
-        runs |= {(budget, "lstm", False): Steps(workload("lstm", budget, length), device) for budget in BUDGETS}
     for _ in range(rounds):  # taking turns: a slow moment of the machine hits every workload
         for (budget, cell, fused), steps_of in runs.items():
             with torch.backends.mkldnn.flags(enabled=fused):

@@ -12,6 +12,12 @@ import lightning as L
 import torch
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a clock read after it times the work, not its queueing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class EpochClock(L.Callback):
     """Seconds per training epoch, from its start to the next epoch's start (the last one: to on_train_end).
 
@@ -33,8 +39,7 @@ class EpochClock(L.Callback):
         self._lap(pl_module.device)
 
     def _lap(self, device: torch.device) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         now = time.perf_counter()
         if self._started is not None:
             self.seconds.append(now - self._started)

@@ -92,6 +92,7 @@ class Comparison:
 
     @property
     def published_note(self) -> str:
+        """What the published columns compare, and the rows that got no number, with why ("" without them)."""
         if not self.published_source:
             return ""
         missing = [f"{row.label} ({row.unpublished})" for row in self.rows if row.unpublished]
@@ -229,7 +230,7 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def _notes(comparison: Comparison) -> str:
-    return comparison.verdict + (f"\n{comparison.published_note}" if comparison.published_source else "")
+    return "\n".join(filter(None, [comparison.verdict, comparison.published_note]))
 
 
 def to_markdown(comparison: Comparison) -> str:
@@ -255,7 +256,7 @@ def to_text(comparison: Comparison) -> str:
 
 def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
     """The metric per configuration with 95% CI error bars, and the mean val/loss curves overlaid."""
-    from seqlab.reports.plots import plt, save
+    from seqlab.reports.plots import LEGEND_AT, plt, save
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     rows = comparison.rows
@@ -268,7 +269,7 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
             left.hlines(row.published, i - 0.4, i + 0.4, colors="tab:red", lw=2)
     if any(row.published is not None for row in rows):
         left.plot([], [], color="tab:red", lw=2, label=comparison.published_source)
-        left.legend(fontsize=8)
+        left.legend(fontsize=8, loc=LEGEND_AT)
     left.set_xticks(range(len(rows)), [r.label for r in rows], rotation=20, ha="right", fontsize=8)
     left.set(ylabel=comparison.metric, title=f"{comparison.metric}: mean and 95% CI over seeds")
     for row in rows:
