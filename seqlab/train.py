@@ -21,9 +21,13 @@ log = logging.getLogger(__name__)
 register_configs()
 
 
-def _quiet_lightning() -> None:
-    """Keep Lightning's banners and advice out of sweep logs; its warnings about our choices stay."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+def quiet_lightning() -> None:
+    """Keep Lightning's banners and advice out of sweep logs; its warnings about our choices stay.
+
+    The loggers are named one by one: Lightning sets its package logger to INFO when it is imported.
+    """
+    for banner in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(banner).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -86,7 +90,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     if resume is not None:
         cfg = resume.cfg
     validate(cfg)
-    _quiet_lightning()
+    quiet_lightning()
     task, module = build(cfg)
     check_batch_limits(cfg.trainer, task.batch_counts(), task.batch_size)
     net = module.net

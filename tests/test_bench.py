@@ -24,6 +24,8 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     last = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(rf"{name} ratio: \d+\.\d+", last), done.stdout
     assert float(last.split(": ")[1]) > 0
+    # a report of figures: no library's per-run notices between them (Lightning's, MLflow's INFO lines)
+    assert not re.search(r"\bINFO\b", done.stdout + done.stderr), done.stdout + done.stderr
     if name == "overhead":  # every workload, with its "Lightning alone" side and checkpoint wait (README)
         from seqlab.bench.overhead import REPORTED, WORKLOADS
 
@@ -229,3 +231,17 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
     assert to_device(batch, torch.device("cpu")) is batch  # nothing to move, nothing done in the timed loop
     moved = to_device(batch, torch.device("meta"))  # any other device: every tensor moves, as Lightning moves them
     assert set(moved) == {"x", "y"} and all(t.device.type == "meta" for t in moved.values())
+
+
+def test_lightnings_cuda_banner_stays_quiet_after_lightning_is_imported():
+    """On a GPU, Lightning logs `LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]` at INFO for each run (twice per
+    run in a benchmark's report, seen on an H100); importing Lightning sets its package logger to INFO."""
+    import logging
+
+    from seqlab.train import quiet_lightning
+
+    quiet_lightning()
+    import lightning.pytorch  # noqa: F401
+
+    assert not logging.getLogger("lightning.pytorch.accelerators.cuda").isEnabledFor(logging.INFO)
+    assert logging.getLogger("lightning.pytorch.accelerators.cuda").isEnabledFor(logging.WARNING)
