@@ -1,5 +1,6 @@
 """Each benchmark runs in its tiny mode, so the script cannot rot (its numbers are not asserted)."""
 
+import logging
 import re
 import subprocess
 import sys
@@ -236,8 +237,6 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
 def test_lightnings_cuda_banner_stays_quiet_after_lightning_is_imported():
     """On a GPU, Lightning logs `LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]` at INFO for each run (twice per
     run in a benchmark's report, seen on an H100); importing Lightning sets its package logger to INFO."""
-    import logging
-
     from seqlab.train import quiet_lightning
 
     quiet_lightning()
