@@ -57,6 +57,11 @@ class WeightNoise(L.Callback):
         self.std = std
         self._clean: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
 
+    @property
+    def active(self) -> bool:
+        """False at std 0: the run leaves the callback out (train.configured_callbacks)."""
+        return self.std > 0
+
     @classmethod
     def check(cls, options) -> None:
         """Called by config.validate: a bad std fails at start-up, not inside instantiate."""

@@ -100,6 +100,14 @@ def test_a_callback_set_to_null_is_switched_off(make_cfg):
     assert "EpochSummary" not in kept and {"ModelCheckpoint", "DivergenceGuard"} <= kept
 
 
+def test_a_callback_that_would_do_nothing_is_left_out(make_cfg):
+    from seqlab.train import configured_callbacks
+
+    kinds = lambda cfg: {type(c).__name__ for c in configured_callbacks(cfg)}  # noqa: E731
+    assert "WeightNoise" not in kinds(make_cfg())  # std 0, the default: no per-step hooks to call
+    assert "WeightNoise" in kinds(make_cfg("callbacks.weight_noise.std=0.075"))
+
+
 def test_a_sweep_is_checked_job_by_job_before_any_starts():
     jobs = jobs_of(["-m", "cell=rnn,lstm", "model.hidden_size=8,0"])
     assert len(jobs) == 4
