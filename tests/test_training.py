@@ -5,11 +5,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from seqlab import names
+from seqlab.callbacks import DivergenceGuard
 from seqlab.errors import DivergedError
 from seqlab.train import train
 
@@ -93,6 +96,21 @@ def test_diverging_run_fails_with_a_clear_error_and_a_failed_run(make_cfg, clien
     [run] = runs_of(client, cfg.tracking.experiment)
     assert run.info.status == "FAILED"
     assert "DivergedError" in run.data.tags[names.ERROR_TAG]
+
+
+def test_the_divergence_guard_reads_a_loss_a_step_late_but_before_validation_or_checkpoints():
+    # Reading the step's own loss would make the host wait for a GPU every step; the previous one is done.
+    guard, nan = DivergenceGuard(), torch.tensor(float("nan"))
+    at = lambda epoch, step: SimpleNamespace(current_epoch=epoch, global_step=step)  # noqa: E731
+    guard.on_train_batch_end(at(0, 1), None, {"loss": torch.tensor(0.5)}, None, 0)
+    guard.on_train_batch_end(at(0, 2), None, {"loss": nan}, None, 1)  # not read yet
+    with pytest.raises(DivergedError, match="became nan at epoch 0, step 2"):  # the step it diverged at
+        guard.on_train_batch_end(at(0, 3), None, {"loss": torch.tensor(0.4)}, None, 2)
+    for epoch_end in (guard.on_validation_start, guard.on_train_epoch_end):  # the epoch's last step
+        guard.on_train_batch_end(at(1, 7), None, torch.tensor(float("inf")), None, 0)
+        with pytest.raises(DivergedError, match="became inf at epoch 1, step 7"):
+            epoch_end(at(1, 7), None)
+        epoch_end(at(1, 7), None)  # read once: nothing left to raise about
 
 
 def _start_long_run(tmp_path: Path, db: Path) -> subprocess.Popen:
