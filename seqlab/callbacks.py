@@ -37,6 +37,9 @@ class DivergenceGuard(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check()  # without validation: still before the epoch's checkpoints (monitoring callbacks run last)
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check()  # a fit that stopped mid-epoch (max_steps, a stop request): its last step too
+
     def _check(self) -> None:
         if self._unread is None:
             return

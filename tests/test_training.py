@@ -106,7 +106,7 @@ def test_the_divergence_guard_reads_a_loss_a_step_late_but_before_validation_or_
     guard.on_train_batch_end(at(0, 2), None, {"loss": nan}, None, 1)  # not read yet
     with pytest.raises(DivergedError, match="became nan at epoch 0, step 2"):  # the step it diverged at
         guard.on_train_batch_end(at(0, 3), None, {"loss": torch.tensor(0.4)}, None, 2)
-    for epoch_end in (guard.on_validation_start, guard.on_train_epoch_end):  # the epoch's last step
+    for epoch_end in (guard.on_validation_start, guard.on_train_epoch_end, guard.on_train_end):  # the last step
         guard.on_train_batch_end(at(1, 7), None, torch.tensor(float("inf")), None, 0)
         with pytest.raises(DivergedError, match="became inf at epoch 1, step 7"):
             epoch_end(at(1, 7), None)
