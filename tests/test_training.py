@@ -1,5 +1,6 @@
 """Real Lightning training of each cell for a few batches, checked by what lands in a real MLflow store."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,25 @@ def test_the_divergence_guard_reads_a_loss_a_step_late_but_before_validation_or_
         with pytest.raises(DivergedError, match="became inf at epoch 1, step 7"):
             epoch_end(at(1, 7), None)
         epoch_end(at(1, 7), None)  # read once: nothing left to raise about
+
+
+@pytest.mark.parametrize("validated", [True, False])
+def test_a_diverged_epoch_is_neither_validated_nor_checkpointed(validated, make_cfg, client):
+    # One step an epoch: the guard reads the diverged loss no step later, so it must read it before the
+    # epoch's validation (or, without validation, before the checkpoint callbacks' epoch end).
+    overrides = [] if validated else ["trainer.limit_val_batches=0", "callbacks.model_checkpoint=null"]
+    cfg = make_cfg("optimizer=sgd", "optimizer.lr=1e30", "trainer.limit_train_batches=1", "trainer.max_epochs=6",
+                   "task=adding", *overrides)
+    with pytest.raises(DivergedError) as raised:
+        train(cfg)
+    diverged_at = int(re.search(r"at epoch (\d+)", str(raised.value)).group(1))
+    [run] = runs_of(client, cfg.tracking.experiment)
+    assert run.info.status == "FAILED"
+    validated_epochs = client.get_metric_history(run.info.run_id, names.VAL_LOSS)
+    assert len(validated_epochs) == (diverged_at if validated else 0)
+    assert diverged_at >= 1  # epoch 0's step starts from finite weights: there is an epoch before to keep
+    last = Path(cfg.paths.output_dir) / "checkpoints" / names.LAST_CHECKPOINT
+    assert torch.load(last, weights_only=True)["epoch"] == diverged_at - 1
 
 
 def _start_long_run(tmp_path: Path, db: Path) -> subprocess.Popen:
