@@ -68,11 +68,13 @@ def build(cfg: DictConfig):
     return task, module
 
 
-def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
+def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callbacks: list | None = None) -> float:
     """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes).
 
-    extra_tags go on the new run (seqlab-rerun sets rerun_of). With cfg.resume set, the config and
-    the MLflow run are those of that run id, and training continues from its last checkpoint.
+    extra_tags go on the new run (seqlab-rerun sets rerun_of). extra_callbacks join the configured
+    ones: objects a config cannot name, such as the overhead benchmark's bare loop taking turns with
+    the run. With cfg.resume set, the config and the MLflow run are those of that run id, and training
+    continues from its last checkpoint.
     """
     import lightning as L
     import torch
@@ -113,7 +115,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
 
     figures = SystemFigures()
     with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
-        callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
+        callbacks += [RunCheckpointLink(run.client, run.run_id), figures, *(extra_callbacks or [])]
         trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks)
         run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
         # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code

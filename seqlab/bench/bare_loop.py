@@ -66,57 +66,79 @@ class BareRun(NamedTuple):
     saving: list[float]  # of each epoch's seconds, those spent saving checkpoints (0 without checkpoint_dir)
 
 
-def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
-    """Train for cfg.trainer.max_epochs epochs (each: the training batches, then validation).
+class BareLoop:
+    """The hand-written loop, one epoch (the training batches, then validation) per call of `epoch`.
+
+    An object rather than one function so that the overhead benchmark can run its epochs in turn with a
+    seqlab run's (`seqlab.bench.lockstep`); `train_bare` runs them back to back.
 
     With `checkpoint_dir`, each epoch also ends as a hand-written loop that can resume would: the model
     and optimizer state saved to last.pt, and to best.pt when the validation loss improved, with
     torch.save on the training thread. seqlab saves the same two each epoch (callbacks.last_checkpoint
-    and model_checkpoint), so this is its like-for-like baseline.
-
-    The save time is returned apart, so one run times the loop both with and without its saves: two
-    runs would differ by more than the saves take on a noisy machine.
+    and model_checkpoint), so this is its like-for-like baseline. The save time is kept apart, so one
+    run times the loop both with and without its saves: two runs would differ by more than the saves
+    take on a noisy machine.
     """
-    task, module = build(cfg)
-    device = training_device(cfg)
-    module.to(device)  # the loss too: a loss with weights holds them as buffers
-    net, loss = module.net, module.loss
-    optimizer = module.make_optimizer(net.parameters())
-    train_split, val_split = task.splits["train"], task.splits["val"]
-    # the index batches of seqlab's own loaders (same order, same length bucketing), indexed by hand
-    train_batches: EpochBatchSampler = task.train_dataloader().sampler
-    val_batches: EpochBatchSampler = task.val_dataloader().sampler
-    train_limit, val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches
-    clip = cfg.trainer.gradient_clip_val
 
-    seconds, saving, steps, best = [], [], 0, math.inf
-    if checkpoint_dir is not None:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(cfg.trainer.max_epochs):
+    def __init__(self, cfg: DictConfig, checkpoint_dir: Path | None = None) -> None:
+        task, module = build(cfg)
+        self.device = training_device(cfg)
+        module.to(self.device)  # the loss too: a loss with weights holds them as buffers
+        self.net, self.loss = module.net, module.loss
+        self.optimizer = module.make_optimizer(self.net.parameters())
+        self.train_split, self.val_split = task.splits["train"], task.splits["val"]
+        # the index batches of seqlab's own loaders (same order, same length bucketing), indexed by hand
+        self.train_batches: EpochBatchSampler = task.train_dataloader().sampler
+        self.val_batches: EpochBatchSampler = task.val_dataloader().sampler
+        self.train_limit, self.val_limit = cfg.trainer.limit_train_batches, cfg.trainer.limit_val_batches
+        self.clip = cfg.trainer.gradient_clip_val
+        self.checkpoint_dir = checkpoint_dir
+        if checkpoint_dir is not None:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.seconds: list[float] = []
+        self.saving: list[float] = []
+        self.steps = 0
+        self.best = math.inf
+
+    def epoch(self) -> None:
+        """Train and validate one epoch (then save, with a checkpoint_dir), timing it into `seconds`."""
+        net, loss, device = self.net, self.loss, self.device
         started = time.perf_counter()
-        train_batches.set_epoch(epoch)
+        self.train_batches.set_epoch(len(self.seconds))
         net.train()
-        for steps, index in enumerate(limited(train_batches, train_limit), start=1):
-            train_step(net, loss, optimizer, to_device(train_split[index], device), clip)
+        steps = 0
+        for steps, index in enumerate(limited(self.train_batches, self.train_limit), start=1):
+            train_step(net, loss, self.optimizer, to_device(self.train_split[index], device), self.clip)
+        self.steps = steps
         net.eval()
         total, count = 0.0, 0  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
         with torch.inference_mode():
-            for index in limited(val_batches, val_limit):
-                batch = to_device(val_split[index], device)
+            for index in limited(self.val_batches, self.val_limit):
+                batch = to_device(self.val_split[index], device)
                 mask = batch.get("mask")
                 n = batch["y"].shape[0]
                 total = total + loss(*loss.align(net(batch["x"], mask), batch["y"], mask)) * n
                 count += n
         synchronize(device)
         save_started = time.perf_counter()
-        if checkpoint_dir is not None:
-            state = {"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict()}
-            torch.save(state, checkpoint_dir / "last.pt")
-            if (val_loss := float(total) / max(count, 1)) < best:
-                best = val_loss
-                torch.save(state, checkpoint_dir / "best.pt")
+        if self.checkpoint_dir is not None:
+            state = {"epoch": len(self.seconds), "model": net.state_dict(), "optimizer": self.optimizer.state_dict()}
+            torch.save(state, self.checkpoint_dir / "last.pt")
+            if (val_loss := float(total) / max(count, 1)) < self.best:
+                self.best = val_loss
+                torch.save(state, self.checkpoint_dir / "best.pt")
         synchronize(device)
         ended = time.perf_counter()
-        seconds.append(ended - started)
-        saving.append(ended - save_started if checkpoint_dir is not None else 0.0)
-    return BareRun(seconds, steps, saving)
+        self.seconds.append(ended - started)
+        self.saving.append(ended - save_started if self.checkpoint_dir is not None else 0.0)
+
+    def run(self) -> BareRun:
+        return BareRun(self.seconds, self.steps, self.saving)
+
+
+def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
+    """Train for cfg.trainer.max_epochs epochs, back to back (see BareLoop)."""
+    loop = BareLoop(cfg, checkpoint_dir)
+    for _ in range(cfg.trainer.max_epochs):
+        loop.epoch()
+    return loop.run()

@@ -12,12 +12,15 @@ run measures four workloads, each trained by both sides:
 - the bai2018_nottingham preset's LSTM (1M parameters, ~50 ms steps, the largest preset): where the fixed cost should
   fade, measured rather than extrapolated (3 epochs a trial: its epochs take seconds).
 
-Each line shows the ratio, the difference per epoch (Lightning's parity test allows 0.05 s) and per step,
-and the step time from which the fixed cost stays under 5%. The bare loop saves last and best each
-epoch, as seqlab does, with torch.save on the training thread as a hand-written loop would, and times
-its saves apart: the reported ratio is against its epochs without the saves (a loop that saves
-nothing), the like-for-like ratio against the same epochs with them, so that the checkpoints a resume
-needs are not counted as the machinery's cost.
+seqlab's run takes turns with a bare loop epoch by epoch in one process (`seqlab.bench.lockstep`), and so
+does Lightning alone, so that each seqlab epoch has a bare epoch run a moment before or after it; the
+ratio is the median of these pairs' ratios, with a 95% interval that says whether 5% is met, missed or
+beyond what this machine's noise lets one run resolve. Each line also shows the difference per epoch
+(Lightning's parity test allows 0.05 s) and per step, and the step time from which the fixed cost stays
+under 5%. The bare loop saves last and best each epoch, as seqlab does, with torch.save on the training
+thread as a hand-written loop would, and times its saves apart: the reported ratio is against its epochs
+without the saves (a loop that saves nothing), the like-for-like ratio against the same epochs with
+them, so that the checkpoints a resume needs are not counted as the machinery's cost.
 """
 
 import statistics
@@ -31,24 +34,22 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 from seqlab import names
-from seqlab.bench.bare_loop import train_bare, training_device
-from seqlab.bench.clocks import EpochClock
-from seqlab.bench.harness import bench_config, epoch_seconds, report
+from seqlab.bench.bare_loop import BareLoop, training_device
+from seqlab.bench.harness import bench_config, report
+from seqlab.bench.lockstep import Lockstep, median_interval
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.train import build, train
 
 TARGET = 0.05  # seqlab within 5% of the bare loop
 
 
-def lightning_alone(cfg: DictConfig, workdir: Path) -> list[float]:
-    """Seconds per epoch of the same module under the same Trainer settings, but with no logger, no
-    checkpoints and none of seqlab's callbacks: what Lightning's loop costs by itself."""
+def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep) -> None:
+    """The same module under the same Trainer settings, but with no logger, no checkpoints and none of
+    seqlab's callbacks (only the lockstep that times it): what Lightning's loop costs by itself."""
     task, module = build(cfg)
-    clock = workdir / "lightning.json"
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, default_root_dir=str(workdir),
-                          callbacks=[EpochClock(str(clock))])
+                          callbacks=[lockstep])
     trainer.fit(module, datamodule=task)
-    return epoch_seconds(clock)
 
 
 def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], list[float]]:
@@ -66,68 +67,88 @@ def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], 
     return waits
 
 
-def compare(overrides: list[str], trials: int) -> tuple[float, float, float]:
-    """Median seconds per epoch of seqlab, of the bare loop without its saves, and with them.
+def verdict(interval: tuple[float, float] | None) -> str:
+    """The 95% interval of a ratio, and what it says about the target."""
+    if interval is None:
+        return "too few pairs for a 95% interval (6 at least)"
+    low, high = interval
+    if high <= 1 + TARGET:
+        says = f"within {TARGET:.0%}"
+    elif low > 1 + TARGET:
+        says = f"over {TARGET:.0%}"
+    else:
+        says = f"not resolved: the interval holds {1 + TARGET:.2f} (this machine's noise is larger than what is measured)"
+    return f"95% interval {low:.3f}-{high:.3f}: {says}"
 
-    The sides alternate, so that a busy moment of the machine hits all, and each trial starts with the
-    next side, so that none always runs first (or always after the same one); the first (warm-up)
-    epoch of each run is left out.
+
+def compare(overrides: list[str], trials: int) -> tuple[float, float]:
+    """The median ratio of seqlab's epochs to the bare loop's, paired epoch by epoch, without and with the
+    bare loop's saves.
+
+    In each trial seqlab's run and then Lightning alone each take turns with a bare loop of their own,
+    epoch by epoch (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even trials and
+    before it in odd ones, and the two Lightning sides swap places each trial, so that no side always
+    runs first. The first (warm-up) epoch of each run is left out.
     """
-    epochs: dict[str, list[float]] = {side: [] for side in ("seqlab", "alone", "bare", "saving")}
+    pairs: dict[str, list[tuple[float, float, float]]] = {"seqlab": [], "alone": []}  # (side, bare, bare saving)
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
-    trial_ratios: list[float] = []  # each trial's own ratio: how far the machine's noise moves it
+    trial_ratios: list[float] = []  # each trial's own median ratio: how far the machine's noise moves it
     for trial in range(trials):
         with tempfile.TemporaryDirectory() as tmp:
-            clock = Path(tmp) / "epochs.json"
-            cfg = bench_config(Path(tmp), overrides, epoch_clock=clock)
-
-            def seqlab_side() -> list[float]:
-                nonlocal checkpoint_mb
-                train(cfg)
-                last = Path(cfg.callbacks.last_checkpoint.dirpath) / names.LAST_CHECKPOINT
-                checkpoint_mb = last.stat().st_size / 2**20
-                background, synchronous = checkpoint_waits(last)  # timed apart, after the epochs
-                background_waits.extend(background)
-                synchronous_waits.extend(synchronous)
-                return epoch_seconds(clock)
-
-            def bare_side() -> list[float]:
-                """The bare loop's epochs without its saves; with them, into epochs["saving"]."""
-                nonlocal steps
-                run = train_bare(cfg, checkpoint_dir=Path(tmp) / "bare")
+            cfg = bench_config(Path(tmp), overrides)
+            this_trial: list[float] = []
+            for side in (("seqlab", "alone") if trial % 2 == 0 else ("alone", "seqlab")):
+                # built first: train() and lightning_alone() seed as they build, so each side starts as alone
+                bare = BareLoop(cfg, checkpoint_dir=Path(tmp) / f"bare-{side}")
+                lockstep = Lockstep(bare, bare_first=trial % 2 == 1)
+                if side == "seqlab":
+                    train(cfg, extra_callbacks=[lockstep])
+                    last = Path(cfg.callbacks.last_checkpoint.dirpath) / names.LAST_CHECKPOINT
+                    checkpoint_mb = last.stat().st_size / 2**20
+                    background, synchronous = checkpoint_waits(last)  # timed apart, after the epochs
+                    background_waits.extend(background)
+                    synchronous_waits.extend(synchronous)
+                else:
+                    lightning_alone(cfg, Path(tmp), lockstep)
+                run = bare.run()
                 steps = run.steps
-                epochs["saving"] += run.seconds[1:]
-                return [total - saving for total, saving in zip(run.seconds, run.saving)]
-
-            sides = {"seqlab": seqlab_side, "alone": lambda: lightning_alone(cfg, Path(tmp)), "bare": bare_side}
-            order = list(sides)[trial % len(sides):] + list(sides)[:trial % len(sides)]
-            this_trial = {side: sides[side]()[1:] for side in order}
-            for side, seconds in this_trial.items():
-                epochs[side] += seconds
-            trial_ratios.append(statistics.median(this_trial["seqlab"]) / statistics.median(this_trial["bare"]))
-    seqlab_epochs, bare_epochs = epochs["seqlab"], epochs["bare"]
-    seqlab_s, bare_s = statistics.median(seqlab_epochs), statistics.median(bare_epochs)
-    saving_s, alone_s = statistics.median(epochs["saving"]), statistics.median(epochs["alone"])
-    extra_ms = (seqlab_s - bare_s) / steps * 1000
-    print(f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, on {training_device(cfg)}, median s/epoch "
-          f"over {len(bare_epochs)} epochs each")
-    print(f"  seqlab (Lightning + MLflow/SQLite): {seqlab_s:.3f} s/epoch  {['%.3f' % s for s in seqlab_epochs]}")
-    print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks): {alone_s:.3f} s/epoch, "
-          f"{(alone_s - bare_s) / steps * 1000:+.2f} ms per step over the bare loop")
-    print(f"  bare PyTorch loop, its saves not counted: {bare_s:.3f} s/epoch  {['%.3f' % s for s in bare_epochs]}")
-    print(f"  ratio {seqlab_s / bare_s:.3f}; difference {seqlab_s - bare_s:+.3f} s/epoch (Lightning's parity test allows "
-          f"0.05 s), {extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such "
-          f"as checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
+                side_pairs = [(seconds, total - saving, total) for seconds, total, saving
+                              in zip(lockstep.seconds, run.seconds, run.saving)][1:]
+                pairs[side] += side_pairs
+                if side == "seqlab":
+                    this_trial = [seconds / bare_s for seconds, bare_s, _ in side_pairs]
+            trial_ratios.append(statistics.median(this_trial))
+    ratio, interval = median_interval([s / b for s, b, _ in pairs["seqlab"]])
+    like, like_interval = median_interval([s / b for s, _, b in pairs["seqlab"]])
+    alone, alone_interval = median_interval([s / b for s, b, _ in pairs["alone"]])
+    seqlab_s = statistics.median(s for s, _, _ in pairs["seqlab"])
+    bare_s = statistics.median(b for _, b, _ in pairs["seqlab"])
+    extra_s = statistics.median(s - b for s, b, _ in pairs["seqlab"])
+    alone_extra_s = statistics.median(s - b for s, b, _ in pairs["alone"])
+    extra_ms = extra_s / steps * 1000
+    print(f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, on {training_device(cfg)}, "
+          f"{len(pairs['seqlab'])} epochs of each side, each paired with a bare epoch run beside it")
+    print(f"  seqlab (Lightning + MLflow/SQLite): median {seqlab_s:.3f} s/epoch  "
+          f"{['%.3f' % s for s, _, _ in pairs['seqlab']]}")
+    print(f"  bare PyTorch loop beside it, its saves not counted: median {bare_s:.3f} s/epoch  "
+          f"{['%.3f' % b for _, b, _ in pairs['seqlab']]}")
+    print(f"  ratio (median of the pairs' ratios) {ratio:.3f}; {verdict(interval)}")
+    print(f"  difference (median of the pairs') {extra_s:+.3f} s/epoch (Lightning's parity test allows 0.05 s), "
+          f"{extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such as "
+          f"checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
           f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
+    print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
+          f"ratio {alone:.3f} ({verdict(alone_interval)}), {alone_extra_s / steps * 1000:+.2f} ms per step")
     print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
           f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise")
-    print(f"  the same bare epochs with their saves (last and best, torch.save on the training thread): {saving_s:.3f} "
-          f"s/epoch; like for like, seqlab / it: {seqlab_s / saving_s:.3f}")
+    print(f"  the bare epochs with their saves (last and best, torch.save on the training thread): median "
+          f"{statistics.median(b for _, _, b in pairs['seqlab']):.3f} s/epoch; like for like, seqlab / it: "
+          f"{like:.3f} ({verdict(like_interval)})")
     print(f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
           f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
           f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)")
-    return seqlab_s, bare_s, saving_s
+    return ratio, like
 
 
 WORKLOADS = {  # name -> (overrides, quick-mode overrides)
@@ -155,8 +176,7 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     ratios, like_for_like = {}, {}
     for name, (overrides, quick_overrides) in WORKLOADS.items():
         overrides = [*overrides, *(quick_overrides if quick else []), f"trainer.accelerator={accelerator}"]
-        seqlab_s, bare_s, saving_s = compare(overrides, trials=1 if quick else 3)
-        ratios[name], like_for_like[name] = seqlab_s / bare_s, seqlab_s / saving_s
+        ratios[name], like_for_like[name] = compare(overrides, trials=1 if quick else 3)
     print("overhead ratios: " + "; ".join(f"{name} {ratio:.3f}" for name, ratio in ratios.items()))
     print("like-for-like ratios (the bare loop saves last and best each epoch too): "
           + "; ".join(f"{name} {ratio:.3f}" for name, ratio in like_for_like.items()))
