@@ -244,3 +244,109 @@ def test_lightnings_cuda_banner_stays_quiet_after_lightning_is_imported():
 
     assert not logging.getLogger("lightning.pytorch.accelerators.cuda").isEnabledFor(logging.INFO)
     assert logging.getLogger("lightning.pytorch.accelerators.cuda").isEnabledFor(logging.WARNING)
+
+
+def test_the_median_interval_is_the_sign_tests():
+    # The overhead benchmark says "within 5%", "over 5%" or "not resolved" from this interval. For 25
+    # values the 95% interval of the median is the 8th to the 18th (tables of the sign test); too few
+    # values give none rather than a range passed off as one.
+    from seqlab.bench.lockstep import median_interval
+
+    assert median_interval([float(v) for v in range(25, 0, -1)]) == (13.0, (8.0, 18.0))
+    assert median_interval([float(v) for v in range(1, 28)]) == (14.0, (8.0, 20.0))
+    assert median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) == (3.0, None)
+
+
+class _SleepingBareLoop:
+    """Stands in for seqlab.bench.bare_loop.BareLoop: each epoch sleeps, and records when it ran."""
+
+    def __init__(self, events: list, seconds: float) -> None:
+        self.events, self.seconds, self.intervals = events, seconds, []
+
+    def epoch(self) -> None:
+        import time
+
+        started = time.perf_counter()
+        self.events.append("bare")
+        time.sleep(self.seconds)
+        self.intervals.append((started, time.perf_counter()))
+
+
+@pytest.mark.parametrize("bare_first", [False, True])
+def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_clock(bare_first):
+    # The pairing the overhead ratio rests on: one bare epoch for each epoch of the run, right after it
+    # (or right before it), and the run's clock holds its own epoch-end work but none of the bare epoch.
+    import time
+
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from seqlab.bench.lockstep import Lockstep
+
+    events = []
+
+    class EpochEnd(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            events.append(f"run {trainer.current_epoch}")
+            time.sleep(0.05)  # stands in for the checkpoints, which the clock must count
+
+    lockstep = Lockstep(_SleepingBareLoop(events, seconds=0.4), bare_first=bare_first)
+    trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[EpochEnd(), lockstep])
+    trainer.fit(BoringModel())
+    runs = ["run 0", "run 1", "run 2"]
+    pairs = [["bare", run] if bare_first else [run, "bare"] for run in runs]
+    assert events == [event for pair in pairs for event in pair]
+    assert len(lockstep.seconds) == 3
+    assert all(0.05 <= seconds < 0.4 for seconds in lockstep.seconds), lockstep.seconds
+
+
+def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_cfg, monkeypatch):
+    # seqlab writes checkpoints and metrics from background threads. Left running into the bare epoch
+    # beside it, they would take the CPU from the bare loop and be charged to it, flattering seqlab's
+    # ratio. Here no metric write and no checkpoint write may overlap a bare epoch, every metric still
+    # reaches the store, and the metric sender gets its own cadence back afterwards.
+    import threading
+    import time
+
+    import lightning as L
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+    from mlflow import MlflowClient
+
+    from seqlab.bench.lockstep import Lockstep
+    from seqlab.tracking.logger import SEND_EVERY_S
+    from seqlab.train import train
+
+    writes, lock = [], threading.Lock()
+
+    def timed(method):  # and slow, as a busy disk or store: a write still going when the epoch ends
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                time.sleep(0.05)
+                return method(*args, **kwargs)
+            finally:
+                with lock:
+                    writes.append((started, time.perf_counter()))
+        return wrapper
+
+    monkeypatch.setattr(MlflowClient, "log_batch", timed(MlflowClient.log_batch))
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", timed(TorchCheckpointIO.save_checkpoint))
+
+    class Cadence(L.Callback):  # the metric sender's pause, read once the run is over
+        def teardown(self, trainer, pl_module, stage):
+            self.after = trainer.logger.send_every_s
+
+    cadence, bare = Cadence(), _SleepingBareLoop([], seconds=0.3)
+    lockstep = Lockstep(bare)
+    # six epochs take longer than the sender's one-second pause: unheld, it would write during a bare epoch
+    cfg = make_cfg("trainer.max_epochs=6", "trainer.log_every_n_steps=1")
+    train(cfg, extra_callbacks=[cadence, lockstep])
+    assert len(bare.intervals) == len(lockstep.seconds) == 6 and len(writes) > 8
+    overlapping = [(w, b) for w in writes for b in bare.intervals if w[0] < b[1] and b[0] < w[1]]
+    assert not overlapping, overlapping
+    assert cadence.after == SEND_EVERY_S
+    runs = MlflowClient(cfg.tracking.uri).search_runs(
+        [MlflowClient(cfg.tracking.uri).get_experiment_by_name(cfg.tracking.experiment).experiment_id])
+    history = MlflowClient(cfg.tracking.uri).get_metric_history(runs[0].info.run_id, "val/loss")
+    assert len(history) == 6
