@@ -35,6 +35,10 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
         # and shows each trial's own ratio, one per trial (--quick: one trial), so a reader sees the noise
         assert len(re.findall(r"each trial's own ratio \(its medians\): \d+\.\d{3}; a spread", done.stdout)) == 4
+        # each ratio is the median of epochs paired with bare epochs run beside them, with what it says of 5%
+        # (--quick: too few pairs for an interval, and the line says so rather than print a range as one)
+        verdicts = re.findall(r"ratio \(median of the pairs' ratios\) \d+\.\d{3}; (.*)", done.stdout)
+        assert verdicts == ["too few pairs for a 95% interval (6 at least)"] * 4, done.stdout
         ratios = next(line for line in done.stdout.splitlines() if line.startswith("overhead ratios: "))
         assert all(workload in ratios for workload in WORKLOADS) and f"reported: {REPORTED}" in done.stdout
         # and against a bare loop that saves its checkpoints each epoch too

@@ -99,7 +99,8 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float]:
             cfg = bench_config(Path(tmp), overrides)
             this_trial: list[float] = []
             for side in (("seqlab", "alone") if trial % 2 == 0 else ("alone", "seqlab")):
-                # built first: train() and lightning_alone() seed as they build, so each side starts as alone
+                # the bare loop is built first: train() and lightning_alone() seed again as they build, so
+                # both start from the weights they would start from alone
                 bare = BareLoop(cfg, checkpoint_dir=Path(tmp) / f"bare-{side}")
                 lockstep = Lockstep(bare, bare_first=trial % 2 == 1)
                 if side == "seqlab":
