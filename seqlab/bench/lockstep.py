@@ -3,7 +3,7 @@ benchmark pairs them.
 
 On the 2-core VM seqlab is developed on, the machine's speed drifts by 10-30% over seconds (the bare
 loop's epochs alone move that much), several times the 5% the benchmark is to resolve. Whole runs
-taking turns put the two sides tens of seconds apart, and one trial's ratio moved by 0.15-0.6. Here
+taking turns put the two sides tens of seconds apart, and one trial's ratio moved by 0.13-0.62. Here
 epoch k of the run and epoch k of the bare loop run back to back, so that each pair of epochs sees
 one speed of the machine, and the benchmark reports the median of the pairs' ratios with a 95%
 interval (`median_interval`), from which it can say whether 5% is met, missed or not resolved.
