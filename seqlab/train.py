@@ -21,13 +21,20 @@ log = logging.getLogger(__name__)
 register_configs()
 
 
-def quiet_lightning() -> None:
-    """Keep Lightning's banners and advice out of sweep logs; its warnings about our choices stay.
+# Per-run notices at INFO, named one by one: Lightning and MLflow set their package loggers to INFO on import
+LIBRARY_NOTICES = (
+    "lightning.pytorch.utilities.rank_zero",  # banners and advice (GPU available, model summary)
+    "lightning.pytorch.accelerators.cuda",  # LOCAL_RANK / CUDA_VISIBLE_DEVICES, each run on a GPU
+    "mlflow.store.db.utils",  # SQLite store set-up
+    "mlflow.system_metrics.system_metrics_monitor",  # started / stopped monitoring, each run
+)
 
-    The loggers are named one by one: Lightning sets its package logger to INFO when it is imported.
-    """
-    for banner in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
-        logging.getLogger(banner).setLevel(logging.WARNING)
+
+def quiet_library_notices() -> None:
+    """Keep Lightning's and MLflow's per-run notices out of sweep logs and benchmark reports; their
+    warnings about our choices stay."""
+    for notice in LIBRARY_NOTICES:
+        logging.getLogger(notice).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -92,7 +99,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callb
     if resume is not None:
         cfg = resume.cfg
     validate(cfg)
-    quiet_lightning()
+    quiet_library_notices()
     task, module = build(cfg)
     check_batch_limits(cfg.trainer, task.batch_counts(), task.batch_size)
     net = module.net

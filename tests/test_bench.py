@@ -238,16 +238,20 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
     assert set(moved) == {"x", "y"} and all(t.device.type == "meta" for t in moved.values())
 
 
-def test_lightnings_cuda_banner_stays_quiet_after_lightning_is_imported():
+def test_the_libraries_per_run_notices_stay_quiet_after_they_are_imported():
     """On a GPU, Lightning logs `LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]` at INFO for each run (twice per
-    run in a benchmark's report, seen on an H100); importing Lightning sets its package logger to INFO."""
-    from seqlab.train import quiet_lightning
+    run in a benchmark's report, seen on an H100), and MLflow that it started and stopped monitoring system
+    metrics; importing either sets its package logger to INFO. seqlab's runs and benchmarks share one switch."""
+    from seqlab.train import quiet_library_notices
 
-    quiet_lightning()
+    quiet_library_notices()
     import lightning.pytorch  # noqa: F401
+    import mlflow.system_metrics.system_metrics_monitor  # noqa: F401
 
-    assert not logging.getLogger("lightning.pytorch.accelerators.cuda").isEnabledFor(logging.INFO)
-    assert logging.getLogger("lightning.pytorch.accelerators.cuda").isEnabledFor(logging.WARNING)
+    for notice in ("lightning.pytorch.accelerators.cuda", "mlflow.system_metrics.system_metrics_monitor",
+                   "mlflow.store.db.utils"):
+        assert not logging.getLogger(notice).isEnabledFor(logging.INFO), notice
+        assert logging.getLogger(notice).isEnabledFor(logging.WARNING), notice
 
 
 def test_the_median_interval_is_the_sign_tests():
@@ -259,6 +263,18 @@ def test_the_median_interval_is_the_sign_tests():
     assert median_interval([float(v) for v in range(25, 0, -1)]) == (13.0, (8.0, 18.0))
     assert median_interval([float(v) for v in range(1, 28)]) == (14.0, (8.0, 20.0))
     assert median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) == (3.0, None)
+
+
+def test_the_overhead_verdict_calls_5_percent_only_when_the_interval_is_clear_of_it():
+    # The README's answer on bai2018_jsb ("over 5%") and a noisy run's "not resolved" come from here.
+    from seqlab.bench.overhead import verdict
+
+    assert verdict((1.01, 1.049)).endswith(": within 5%")
+    assert verdict((1.051, 1.2)).endswith(": over 5%")
+    for straddling in ((1.0, 1.06), (1.05, 1.06), (0.9, 1.5)):
+        assert ": not resolved: the interval holds 1.05" in verdict(straddling), straddling
+    assert verdict((1.062, 1.123)).startswith("95% interval 1.062-1.123")
+    assert verdict(None) == "too few pairs for a 95% interval (6 at least)"
 
 
 class _SleepingBareLoop:

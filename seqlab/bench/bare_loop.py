@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from omegaconf import DictConfig
@@ -60,12 +59,6 @@ def train_step(net: torch.nn.Module, loss: torch.nn.Module, optimizer: torch.opt
     return value
 
 
-class BareRun(NamedTuple):
-    seconds: list[float]  # each epoch's, checkpoint saves included
-    steps: int  # training steps an epoch
-    saving: list[float]  # of each epoch's seconds, those spent saving checkpoints (0 without checkpoint_dir)
-
-
 class BareLoop:
     """The hand-written loop, one epoch (the training batches, then validation) per call of `epoch`.
 
@@ -95,9 +88,9 @@ class BareLoop:
         self.checkpoint_dir = checkpoint_dir
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        self.seconds: list[float] = []
-        self.saving: list[float] = []
-        self.steps = 0
+        self.seconds: list[float] = []  # each epoch's, checkpoint saves included
+        self.saving: list[float] = []  # of each epoch's seconds, those spent saving (0 without checkpoint_dir)
+        self.steps = 0  # training steps an epoch
         self.best = math.inf
 
     def epoch(self) -> None:
@@ -132,13 +125,10 @@ class BareLoop:
         self.seconds.append(ended - started)
         self.saving.append(ended - save_started if self.checkpoint_dir is not None else 0.0)
 
-    def run(self) -> BareRun:
-        return BareRun(self.seconds, self.steps, self.saving)
 
-
-def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareRun:
-    """Train for cfg.trainer.max_epochs epochs, back to back (see BareLoop)."""
+def train_bare(cfg: DictConfig, checkpoint_dir: Path | None = None) -> BareLoop:
+    """Train for cfg.trainer.max_epochs epochs, back to back (see BareLoop); the loop holds the timings."""
     loop = BareLoop(cfg, checkpoint_dir)
     for _ in range(cfg.trainer.max_epochs):
         loop.epoch()
-    return loop.run()
+    return loop

@@ -17,8 +17,6 @@ BENCHMARKS = {
     "startup": "seqlab.bench.startup",
     "cells": "seqlab.bench.cells",
 }
-# MLflow's INFO loggers that speak at every run (named one by one: MLflow sets its package logger to INFO on import)
-MLFLOW_NOTICES = ["mlflow.store.db.utils", "mlflow.system_metrics.system_metrics_monitor"]
 # The data benchmark times building batches, which happens on the CPU whatever trains on them.
 ON_GPU = [name for name in BENCHMARKS if name != "data"]
 
@@ -70,11 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
-    from seqlab.train import quiet_lightning
+    from seqlab.train import quiet_library_notices
 
-    quiet_lightning()  # a report of figures: Lightning's and MLflow's notices of each run would bury them
-    for notice in MLFLOW_NOTICES:
-        logging.getLogger(notice).setLevel(logging.WARNING)
+    quiet_library_notices()  # a report of figures: Lightning's and MLflow's notices of each run would bury them
     try:
         _check_accelerator(args.name, args.accelerator)
         if args.name == "all":

@@ -112,10 +112,9 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float]:
                     synchronous_waits.extend(synchronous)
                 else:
                     lightning_alone(cfg, Path(tmp), lockstep)
-                run = bare.run()
-                steps = run.steps
+                steps = bare.steps
                 side_pairs = [(seconds, total - saving, total) for seconds, total, saving
-                              in zip(lockstep.seconds, run.seconds, run.saving)][1:]
+                              in zip(lockstep.seconds, bare.seconds, bare.saving)][1:]
                 pairs[side] += side_pairs
                 if side == "seqlab":
                     this_trial = [seconds / bare_s for seconds, bare_s, _ in side_pairs]
