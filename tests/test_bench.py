@@ -30,7 +30,7 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     if name == "overhead":  # every workload, with its "Lightning alone" side and checkpoint wait (README)
         from seqlab.bench.overhead import REPORTED, WORKLOADS
 
-        assert done.stdout.count("Lightning alone") == len(WORKLOADS) == 4
+        assert done.stdout.count("Lightning alone (no logger") == len(WORKLOADS) == 4
         waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
         # and shows each trial's own ratio, one per trial (--quick: one trial), so a reader sees the noise
@@ -45,6 +45,14 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert len(re.findall(r"like for like, seqlab / it: \d+\.\d{3}", done.stdout)) == 4, done.stdout
         like = next(line for line in done.stdout.splitlines() if line.startswith("like-for-like ratios"))
         assert all(workload in like for workload in WORKLOADS)
+        # the reported workload alone splits seqlab's cost: Lightning's loop, then tracking and callbacks, then
+        # the checkpoints (a third side, seqlab without them, paired with a bare loop of its own)
+        assert done.stdout.count("seqlab without its checkpoints") == 1, done.stdout
+        assert len(re.findall(r"built up one layer at a time .*: Lightning alone [+-]\d+ ms; with seqlab's tracking and "
+                              r"callbacks [+-]\d+ ms; with its checkpoints too, all of seqlab [+-]\d+ ms$",
+                              done.stdout, flags=re.MULTILINE)) == 1, done.stdout
+        reported = done.stdout.split(f"overhead: {' '.join(WORKLOADS[REPORTED][0])}")[1].split("\noverhead")[0]
+        assert "seqlab without its checkpoints" in reported, reported
     if name == "cells":  # each cell at each budget, with the width the budget gave it
         rows = re.findall(r"([\d,]+) budget +(rnn|gru|lstm) +\d+ units, +([\d,]+) parameters: .* ms a step", done.stdout)
         assert sorted((budget, cell) for budget, cell, _ in rows) == sorted(
@@ -370,3 +378,48 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
         [MlflowClient(cfg.tracking.uri).get_experiment_by_name(cfg.tracking.experiment).experiment_id])
     history = MlflowClient(cfg.tracking.uri).get_metric_history(runs[0].info.run_id, "val/loss")
     assert len(history) == 6
+
+
+def test_the_overhead_breakdowns_seqlab_without_checkpoints_saves_none(make_cfg, tmp_path):
+    # The breakdown charges the difference between seqlab and this side to the checkpoints; with
+    # Lightning's default ModelCheckpoint quietly put in their place, it would charge them nothing.
+    import lightning as L
+
+    from seqlab.bench.overhead import WITHOUT_CHECKPOINTS
+    from seqlab.train import train
+
+    class Seen(L.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            self.checkpointing = list(trainer.checkpoint_callbacks)
+
+    seen = Seen()
+    cfg = make_cfg("trainer.max_epochs=2", *WITHOUT_CHECKPOINTS)
+    train(cfg, extra_callbacks=[seen])
+    assert seen.checkpointing == []
+    assert not list(tmp_path.rglob("*.ckpt"))
+    cfg = make_cfg("trainer.max_epochs=2")  # the same run with them: the check above can see one
+    train(cfg, extra_callbacks=[seen])
+    assert len(seen.checkpointing) == 2 and list(tmp_path.rglob("*.ckpt"))
+
+
+def test_lockstep_gives_the_metric_sender_its_pace_back_when_the_run_fails(make_cfg):
+    # A paired run that fails must not leave the run's metric sender held for an hour: the run's
+    # owner marks it FAILED and flushes, and the sender has to write at its own pace again.
+    import lightning as L
+
+    from seqlab.bench.lockstep import Lockstep
+    from seqlab.tracking.logger import SEND_EVERY_S
+    from seqlab.train import train
+
+    class FailInSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.logger = trainer.logger
+            if trainer.current_epoch == 1:
+                self.held = trainer.logger.send_every_s
+                raise RuntimeError("a failing epoch")
+
+    failing = FailInSecondEpoch()
+    with pytest.raises(RuntimeError, match="a failing epoch"):
+        train(make_cfg("trainer.max_epochs=3"), extra_callbacks=[Lockstep(_SleepingBareLoop([], 0.0)), failing])
+    assert failing.held > SEND_EVERY_S  # held while the pairing ran
+    assert failing.logger.send_every_s == SEND_EVERY_S

@@ -20,7 +20,9 @@ beyond what this machine's noise lets one run resolve. Each line also shows the 
 under 5%. The bare loop saves last and best each epoch, as seqlab does, with torch.save on the training
 thread as a hand-written loop would, and times its saves apart: the reported ratio is against its epochs
 without the saves (a loop that saves nothing), the like-for-like ratio against the same epochs with
-them, so that the checkpoints a resume needs are not counted as the machinery's cost.
+them, so that the checkpoints a resume needs are not counted as the machinery's cost. On the reported
+workload a third Lightning side, seqlab without its checkpoints, splits seqlab's cost three ways:
+Lightning's loop, seqlab's tracking and callbacks, the checkpoints.
 """
 
 import statistics
@@ -41,6 +43,9 @@ from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.train import build, train
 
 TARGET = 0.05  # seqlab within 5% of the bare loop
+# seqlab with no checkpoint callback, and none of Lightning's default one in their place
+WITHOUT_CHECKPOINTS = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+                       "trainer.enable_checkpointing=false"]
 
 
 def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep) -> None:
@@ -81,16 +86,18 @@ def verdict(interval: tuple[float, float] | None) -> str:
     return f"95% interval {low:.3f}-{high:.3f}: {says}"
 
 
-def compare(overrides: list[str], trials: int) -> tuple[float, float]:
+def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple[float, float]:
     """The median ratio of seqlab's epochs to the bare loop's, paired epoch by epoch, without and with the
     bare loop's saves.
 
-    In each trial seqlab's run and then Lightning alone each take turns with a bare loop of their own,
-    epoch by epoch (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even trials and
-    before it in odd ones, and the two Lightning sides swap places each trial, so that no side always
-    runs first. The first (warm-up) epoch of each run is left out.
+    In each trial seqlab's run and then Lightning alone (and, with `breakdown`, seqlab without its
+    checkpoints between them) each take turns with a bare loop of their own, epoch by epoch
+    (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even trials and before it in odd
+    ones, and the Lightning sides run in the reverse order in odd trials, so that no side always runs
+    first. The first (warm-up) epoch of each run is left out.
     """
-    pairs: dict[str, list[tuple[float, float, float]]] = {"seqlab": [], "alone": []}  # (side, bare, bare saving)
+    sides = ["seqlab", *(["without checkpoints"] if breakdown else []), "alone"]
+    pairs: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}  # (side, bare, bare saving)
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
     trial_ratios: list[float] = []  # each trial's own median ratio: how far the machine's noise moves it
@@ -98,7 +105,7 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = bench_config(Path(tmp), overrides)
             this_trial: list[float] = []
-            for side in (("seqlab", "alone") if trial % 2 == 0 else ("alone", "seqlab")):
+            for side in (sides if trial % 2 == 0 else sides[::-1]):
                 # the bare loop is built first: train() and lightning_alone() seed again as they build, so
                 # both start from the weights they would start from alone
                 bare = BareLoop(cfg, checkpoint_dir=Path(tmp) / f"bare-{side}")
@@ -110,6 +117,9 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float]:
                     background, synchronous = checkpoint_waits(last)  # timed apart, after the epochs
                     background_waits.extend(background)
                     synchronous_waits.extend(synchronous)
+                elif side == "without checkpoints":
+                    (workdir := Path(tmp) / "without-checkpoints").mkdir()
+                    train(bench_config(workdir, [*overrides, *WITHOUT_CHECKPOINTS]), extra_callbacks=[lockstep])
                 else:
                     lightning_alone(cfg, Path(tmp), lockstep)
                 steps = bare.steps
@@ -140,6 +150,14 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float]:
           f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
     print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
           f"ratio {alone:.3f} ({verdict(alone_interval)}), {alone_extra_s / steps * 1000:+.2f} ms per step")
+    if breakdown:
+        without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
+        print(f"  seqlab without its checkpoints ({' '.join(WITHOUT_CHECKPOINTS)}) against its own bare loop: "
+              f"ratio {without:.3f} ({verdict(without_interval)})")
+        print("  seqlab's time over the bare loop, built up one layer at a time (each side's median difference "
+              "per epoch, 95% interval): " + "; ".join(f"{label} {difference_ms(pairs[side])}" for label, side in (
+                  ("Lightning alone", "alone"), ("with seqlab's tracking and callbacks", "without checkpoints"),
+                  ("with its checkpoints too, all of seqlab", "seqlab"))))
     print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
           f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise")
     print(f"  the bare epochs with their saves (last and best, torch.save on the training thread): median "
@@ -149,6 +167,12 @@ def compare(overrides: list[str], trials: int) -> tuple[float, float]:
           f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
           f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)")
     return ratio, like
+
+
+def difference_ms(pairs: list[tuple[float, float, float]]) -> str:
+    """A side's median difference from its bare epochs (their saves not counted), in ms, with its interval."""
+    median, interval = median_interval([(s - b) * 1000 for s, b, _ in pairs])
+    return f"{median:+.0f} ms" + (f" ({interval[0]:+.0f} to {interval[1]:+.0f})" if interval else "")
 
 
 WORKLOADS = {  # name -> (overrides, quick-mode overrides)
@@ -176,7 +200,7 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     ratios, like_for_like = {}, {}
     for name, (overrides, quick_overrides) in WORKLOADS.items():
         overrides = [*overrides, *(quick_overrides if quick else []), f"trainer.accelerator={accelerator}"]
-        ratios[name], like_for_like[name] = compare(overrides, trials=1 if quick else 3)
+        ratios[name], like_for_like[name] = compare(overrides, trials=1 if quick else 3, breakdown=name == REPORTED)
     print("overhead ratios: " + "; ".join(f"{name} {ratio:.3f}" for name, ratio in ratios.items()))
     print("like-for-like ratios (the bare loop saves last and best each epoch too): "
           + "; ".join(f"{name} {ratio:.3f}" for name, ratio in like_for_like.items()))
