@@ -338,10 +338,10 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
     import time
 
     import lightning as L
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
     from mlflow import MlflowClient
 
     from seqlab.bench.lockstep import Lockstep
-    from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
     from seqlab.tracking.logger import SEND_EVERY_S
     from seqlab.train import train
 
@@ -359,7 +359,7 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
         return wrapper
 
     monkeypatch.setattr(MlflowClient, "log_batch", timed(MlflowClient.log_batch))
-    monkeypatch.setattr(BackgroundCheckpointIO, "write", timed(BackgroundCheckpointIO.write))
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", timed(TorchCheckpointIO.save_checkpoint))
 
     class Cadence(L.Callback):  # the metric sender's pause, read once the run is over
         def teardown(self, trainer, pl_module, stage):

@@ -57,26 +57,19 @@ def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep) -> None:
     trainer.fit(module, datamodule=task)
 
 
-def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], list[float], list[float]]:
-    """Seconds saving a run's own last checkpoint takes, each time: the training thread's wait with
-    seqlab's background writer (the default), the time until that writer has the file written, and the
-    training thread's wait when it writes the file itself (Lightning's default CheckpointIO)."""
+def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], list[float]]:
+    """Seconds the training thread spends saving a run's own last checkpoint, each time: handing it to
+    seqlab's background writer (the default) and writing it itself (Lightning's default CheckpointIO)."""
     state = torch.load(checkpoint, weights_only=True)
-    background, written, synchronous = [], [], []
-    for plugin in (BackgroundCheckpointIO(), TorchCheckpointIO()):
+    waits: tuple[list[float], list[float]] = ([], [])
+    for plugin, times in zip((BackgroundCheckpointIO(TorchCheckpointIO()), TorchCheckpointIO()), waits):
         for i in range(repeats):
             started = time.perf_counter()
             plugin.save_checkpoint(state, checkpoint.with_name(f"timed-{i % 2}.ckpt"))
-            returned = time.perf_counter()
-            if isinstance(plugin, BackgroundCheckpointIO):
-                plugin.wait()
-                background.append(returned - started)
-                written.append(time.perf_counter() - started)
-            else:
-                synchronous.append(returned - started)
+            times.append(time.perf_counter() - started)
             time.sleep(0.02)  # as between epochs: the previous write has had time to finish
         plugin.teardown()
-    return background, written, synchronous
+    return waits
 
 
 def verdict(interval: tuple[float, float] | None) -> str:
@@ -105,7 +98,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     """
     sides = ["seqlab", *(["without checkpoints"] if breakdown else []), "alone"]
     pairs: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}  # (side, bare, bare saving)
-    background_waits, written_waits, synchronous_waits = [], [], []
+    background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
     trial_ratios: list[float] = []  # each trial's own median ratio: how far the machine's noise moves it
     for trial in range(trials):
@@ -121,9 +114,8 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                     train(cfg, extra_callbacks=[lockstep])
                     last = Path(cfg.callbacks.last_checkpoint.dirpath) / names.LAST_CHECKPOINT
                     checkpoint_mb = last.stat().st_size / 2**20
-                    background, written, synchronous = checkpoint_waits(last)  # timed apart, after the epochs
+                    background, synchronous = checkpoint_waits(last)  # timed apart, after the epochs
                     background_waits.extend(background)
-                    written_waits.extend(written)
                     synchronous_waits.extend(synchronous)
                 elif side == "without checkpoints":
                     (workdir := Path(tmp) / "without-checkpoints").mkdir()
@@ -172,8 +164,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
           f"{statistics.median(b for _, _, b in pairs['seqlab']):.3f} s/epoch; like for like, seqlab / it: "
           f"{like:.3f} ({verdict(like_interval)})")
     print(f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
-          f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer (until "
-          f"written {statistics.median(written_waits) * 1000:.1f} ms), "
+          f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
           f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)")
     return ratio, like
 
