@@ -123,7 +123,8 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callb
     figures = SystemFigures()
     with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
         callbacks += [RunCheckpointLink(run.client, run.run_id), figures, *(extra_callbacks or [])]
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks)
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks,
+                                         enable_checkpointing=checkpointing(cfg, callbacks))
         run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
         # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code
         resume_from = str(resume.checkpoint) if resume else None
@@ -152,6 +153,16 @@ def configured_callbacks(cfg: DictConfig) -> list:
     """
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     return [callback for callback in callbacks if getattr(callback, "active", True)]
+
+
+def checkpointing(cfg: DictConfig, callbacks: list) -> bool:
+    """trainer.enable_checkpointing, or where it is null (Lightning's "auto"), whether any checkpoint
+    callback is left: with both switched off (callbacks.model_checkpoint=null callbacks.last_checkpoint=null)
+    Lightning would otherwise put its default one in their place and save every epoch all the same."""
+    from lightning.pytorch.callbacks import Checkpoint
+
+    enabled = cfg.trainer.get("enable_checkpointing")
+    return bool(enabled) if enabled is not None else any(isinstance(c, Checkpoint) for c in callbacks)
 
 
 def _set_torch_threads(cfg: DictConfig) -> None:

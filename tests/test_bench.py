@@ -380,28 +380,6 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
     assert len(history) == 6
 
 
-def test_the_overhead_breakdowns_seqlab_without_checkpoints_saves_none(make_cfg, tmp_path):
-    # The breakdown charges the difference between seqlab and this side to the checkpoints; with
-    # Lightning's default ModelCheckpoint quietly put in their place, it would charge them nothing.
-    import lightning as L
-
-    from seqlab.bench.overhead import WITHOUT_CHECKPOINTS
-    from seqlab.train import train
-
-    class Seen(L.Callback):
-        def on_fit_start(self, trainer, pl_module):
-            self.checkpointing = list(trainer.checkpoint_callbacks)
-
-    seen = Seen()
-    cfg = make_cfg("trainer.max_epochs=2", *WITHOUT_CHECKPOINTS)
-    train(cfg, extra_callbacks=[seen])
-    assert seen.checkpointing == []
-    assert not list(tmp_path.rglob("*.ckpt"))
-    cfg = make_cfg("trainer.max_epochs=2")  # the same run with them: the check above can see one
-    train(cfg, extra_callbacks=[seen])
-    assert len(seen.checkpointing) == 2 and list(tmp_path.rglob("*.ckpt"))
-
-
 def test_lockstep_gives_the_metric_sender_its_pace_back_when_the_run_fails(make_cfg):
     # A paired run that fails must not leave the run's metric sender held for an hour: the run's
     # owner marks it FAILED and flushes, and the sender has to write at its own pace again.

@@ -328,6 +328,28 @@ def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, c
     assert run.info.status == "FAILED"
 
 
+@pytest.mark.parametrize("enable", [None, True])
+def test_switching_both_checkpoint_callbacks_off_saves_no_checkpoint(enable, make_cfg, tmp_path):
+    # Lightning's enable_checkpointing=None puts its default ModelCheckpoint in when a run has none, so a
+    # user who switched both off to save disk (and the overhead benchmark's side without checkpoints)
+    # would still get one every epoch. Asking for it (trainer.enable_checkpointing=true) still gets it.
+    import lightning as L
+
+    from seqlab.bench.overhead import WITHOUT_CHECKPOINTS
+
+    class Seen(L.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            self.checkpointing = list(trainer.checkpoint_callbacks)
+
+    seen = Seen()
+    overrides = [] if enable is None else ["trainer.enable_checkpointing=true"]
+    train(make_cfg("trainer.max_epochs=2", *WITHOUT_CHECKPOINTS, *overrides), extra_callbacks=[seen])
+    assert len(seen.checkpointing) == (0 if enable is None else 1)
+    assert bool(list(tmp_path.rglob("*.ckpt"))) == bool(enable)
+    train(make_cfg("trainer.max_epochs=2"), extra_callbacks=[seen])  # the default: seqlab's best and last
+    assert len(seen.checkpointing) == 2
+
+
 @pytest.mark.parametrize("best_at", ["val/loss", "epoch"])
 def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(best_at, make_cfg, client,
                                                                                    tmp_path):
