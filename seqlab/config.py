@@ -187,6 +187,8 @@ def _check_target_section(node: DictConfig, path: str) -> Any:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one paragraph naming the bad value and what is allowed) on the first problem."""
     # torch-heavy imports here, not at module level: `seqlab --help` must not pay for them
+    from lightning.pytorch.callbacks import Checkpoint
+
     from seqlab.models.losses import LOSSES, criterion_options, losses_for
     from seqlab.models.network import ACTIVATIONS, CELLS, FRONTENDS, NONLINEARITIES, NORMS, POOLS, READOUTS
 
@@ -199,9 +201,21 @@ def validate(cfg: DictConfig) -> None:
         _check_target_section(cfg[path], path)
     if cfg.scheduler is not None:
         _check_target_section(cfg.scheduler, "scheduler")
+    checkpoint_callbacks = []
     for name, callback in (cfg.callbacks or {}).items():
         if callback is not None:  # callbacks.<name>=null switches one off
-            _check_target_section(callback, f"callbacks.{name}")
+            target = _check_target_section(callback, f"callbacks.{name}")
+            if isinstance(target, type) and issubclass(target, Checkpoint):
+                checkpoint_callbacks.append(f"callbacks.{name}")
+    if cfg.trainer.get("enable_checkpointing") is False and checkpoint_callbacks:
+        # else Lightning refuses it only inside fit, after the MLflow run exists
+        raise ConfigError(
+            f"trainer.enable_checkpointing=false, but {' and '.join(checkpoint_callbacks)} "
+            f"{'save' if len(checkpoint_callbacks) > 1 else 'saves'} checkpoints, which Lightning does not allow "
+            f"together. To save none, switch {'them' if len(checkpoint_callbacks) > 1 else 'it'} off too "
+            f"({' '.join(c + '=null' for c in checkpoint_callbacks)}); to keep them, leave "
+            "trainer.enable_checkpointing at null, the default (on while a checkpoint callback is)."
+        )
 
     cell, model, norm = cfg.cell, cfg.model, cfg.norm
     _choice("cell.name", cell.name, list(CELLS))

@@ -63,6 +63,12 @@ BAD_INPUTS = [
     (["model.readout=attention", "model.attention_heads=3"], ["model.attention_heads=3", "64"]),
     (["model.hidden_size=abc"], ["model.hidden_size", "abc"]),
     (["norm=weight"], ["norm=weight", "batch", "group", "layer", "none"]),
+    # Lightning refuses these together, but only inside fit, after the MLflow run exists
+    (["trainer.enable_checkpointing=false"],
+     ["trainer.enable_checkpointing=false", "callbacks.model_checkpoint and callbacks.last_checkpoint",
+      "callbacks.model_checkpoint=null callbacks.last_checkpoint=null"]),
+    (["trainer.enable_checkpointing=false", "callbacks.model_checkpoint=null"],
+     ["callbacks.last_checkpoint saves", "callbacks.last_checkpoint=null"]),
     # a preset's published block: a typo would silently show no paper numbers in seqlab-compare
     (["experiment=chung2014_jsb", "published.by=cell.nam"], ["published: 'cell.nam' is not a key", "cell.name"]),
     (["experiment=bai2018_jsb", "+published.setting.task.datset=jsb"], ["'task.datset' is not a key", "task.dataset"]),
