@@ -33,6 +33,9 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert done.stdout.count("Lightning alone (no logger") == len(WORKLOADS) == 4
         waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
+        # and splits Lightning alone's cost into its validation and its training steps
+        assert len(re.findall(r"Lightning alone's difference per epoch, split .*: in validation [+-]\d+ ms; in the "
+                              r"\d+ training steps and the epoch's edges [+-]\d+ ms", done.stdout)) == 4, done.stdout
         # and shows each trial's own ratio, one per trial (--quick: one trial), so a reader sees the noise
         assert len(re.findall(r"each trial's own ratio \(its medians\): \d+\.\d{3}; a spread", done.stdout)) == 4
         # each ratio is the median of epochs paired with bare epochs run beside them, with what it says of 5%
@@ -153,9 +156,10 @@ def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_p
     best = torch.load(tmp_path / "bare" / "best.pt", weights_only=True)
     assert last.keys() == best.keys() == {"epoch", "model", "optimizer"}
     assert last["epoch"] == 2 and 0 <= best["epoch"] <= 2 and last["optimizer"]["state"]
-    # the saves are timed apart, as a part of each epoch
-    assert len(run.saving) == len(run.seconds) == 3
+    # the saves and the validation are timed apart, as parts of each epoch
+    assert len(run.saving) == len(run.validating) == len(run.seconds) == 3
     assert all(0 < saving < total for saving, total in zip(run.saving, run.seconds))
+    assert all(0 < v < total - saving for v, saving, total in zip(run.validating, run.saving, run.seconds))
     (tmp_path / "bare" / "last.pt").unlink()
     run = train_bare(cfg)  # without a folder it saves nothing
     assert run.saving == [0.0] * 3 and not (tmp_path / "bare" / "last.pt").exists()
@@ -314,6 +318,9 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
     events = []
 
     class EpochEnd(L.Callback):
+        def on_validation_batch_end(self, *args):
+            time.sleep(0.03)  # a validation the clock can see (the sanity check's is not the run's)
+
         def on_train_epoch_end(self, trainer, pl_module):
             events.append(f"run {trainer.current_epoch}")
             time.sleep(0.05)  # stands in for the checkpoints, which the clock must count
@@ -326,7 +333,10 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
     pairs = [["bare", run] if bare_first else [run, "bare"] for run in runs]
     assert events == [event for pair in pairs for event in pair]
     assert len(lockstep.seconds) == 3
-    assert all(0.05 <= seconds < 0.4 for seconds in lockstep.seconds), lockstep.seconds
+    assert all(0.08 <= seconds < 0.4 for seconds in lockstep.seconds), lockstep.seconds
+    # each epoch's validation, timed apart as a part of it
+    assert len(lockstep.validating) == 3
+    assert all(0.03 <= v < s - 0.05 for v, s in zip(lockstep.validating, lockstep.seconds)), lockstep.validating
 
 
 def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_cfg, monkeypatch):

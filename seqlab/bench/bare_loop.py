@@ -90,6 +90,7 @@ class BareLoop:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.seconds: list[float] = []  # each epoch's, checkpoint saves included
         self.saving: list[float] = []  # of each epoch's seconds, those spent saving (0 without checkpoint_dir)
+        self.validating: list[float] = []  # of each epoch's seconds, those spent validating
         self.steps = 0  # training steps an epoch
         self.best = math.inf
 
@@ -103,6 +104,7 @@ class BareLoop:
         for steps, index in enumerate(limited(self.train_batches, self.train_limit), start=1):
             train_step(net, loss, self.optimizer, to_device(self.train_split[index], device), self.clip)
         self.steps = steps
+        validation_started = time.perf_counter()
         net.eval()
         total, count = 0.0, 0  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
         with torch.inference_mode():
@@ -123,6 +125,7 @@ class BareLoop:
         synchronize(device)
         ended = time.perf_counter()
         self.seconds.append(ended - started)
+        self.validating.append(save_started - validation_started)
         self.saving.append(ended - save_started if self.checkpoint_dir is not None else 0.0)
 
 

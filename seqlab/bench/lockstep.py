@@ -34,11 +34,17 @@ class Lockstep(L.Callback):
     run. Left alone, either would run during the bare loop's epoch, take the CPU from it and be
     charged to it. Done on the clock, they no longer overlap seqlab's next epoch, so the ratio errs
     against seqlab if anything.
+
+    It also times each epoch's validation, from on_validation_start to its own on_validation_end (so
+    what callbacks before it do there, such as a ModelCheckpoint's save, counts too): the benchmark
+    splits Lightning alone's cost (no other callbacks) into validation and the training steps with it.
     """
 
     def __init__(self, bare: BareLoop, bare_first: bool = False) -> None:
         self.bare, self.bare_first = bare, bare_first
         self.seconds: list[float] = []  # the run's epochs
+        self.validating: list[float] = []  # of each, the seconds spent validating
+        self._validation_started = 0.0
         self._started: float | None = None
         self._since_write = 0.0  # seconds of the run's own time since the metric sender last wrote
         self._send_every_s: float | None = None
@@ -52,6 +58,14 @@ class Lockstep(L.Callback):
         if self.bare_first:
             self.bare.epoch()
         self._started = time.perf_counter()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_started = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            synchronize(pl_module.device)
+            self.validating.append(time.perf_counter() - self._validation_started)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._lap(trainer, pl_module)

@@ -22,7 +22,8 @@ thread as a hand-written loop would, and times its saves apart: the reported rat
 without the saves (a loop that saves nothing), the like-for-like ratio against the same epochs with
 them, so that the checkpoints a resume needs are not counted as the machinery's cost. On the reported
 workload a third Lightning side, seqlab without its checkpoints, splits seqlab's cost three ways:
-Lightning's loop, seqlab's tracking and callbacks, the checkpoints.
+Lightning's loop, seqlab's tracking and callbacks, the checkpoints; and on each workload Lightning
+alone's cost is split in two, its validation and its training steps.
 """
 
 import statistics
@@ -99,6 +100,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
     trial_ratios: list[float] = []  # each trial's own median ratio: how far the machine's noise moves it
+    alone_split: list[tuple[float, float]] = []  # Lightning alone's difference per epoch: (validation, the rest)
     for trial in range(trials):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = bench_config(Path(tmp), overrides)
@@ -124,6 +126,10 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                 side_pairs = [(seconds, total - saving, total) for seconds, total, saving
                               in zip(lockstep.seconds, bare.seconds, bare.saving)][1:]
                 pairs[side] += side_pairs
+                if side == "alone":
+                    for (seconds, bare_s, _), validating, bare_validating in zip(
+                            side_pairs, lockstep.validating[1:], bare.validating[1:]):
+                        alone_split.append((validating - bare_validating, seconds - bare_s - (validating - bare_validating)))
                 if side == "seqlab":
                     this_trial = [seconds / bare_s for seconds, bare_s, _ in side_pairs]
             trial_ratios.append(statistics.median(this_trial))
@@ -148,6 +154,9 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
           f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
     print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
           f"ratio {alone:.3f} ({verdict(alone_interval)}), {alone_extra_s / steps * 1000:+.2f} ms per step")
+    print(f"  Lightning alone's difference per epoch, split (medians of the pairs', 95% interval): in "
+          f"validation {spread_ms([v for v, _ in alone_split])}; in the {steps} training steps and the epoch's "
+          f"edges {spread_ms([r for _, r in alone_split])}")
     if breakdown:
         without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
         print(f"  seqlab without its checkpoints ({' '.join(WITHOUT_CHECKPOINTS)}) against its own bare loop: "
@@ -169,7 +178,12 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
 
 def difference_ms(pairs: list[tuple[float, float, float]]) -> str:
     """A side's median difference from its bare epochs (their saves not counted), in ms, with its interval."""
-    median, interval = median_interval([(s - b) * 1000 for s, b, _ in pairs])
+    return spread_ms([s - b for s, b, _ in pairs])
+
+
+def spread_ms(differences: list[float]) -> str:
+    """The median of differences in seconds, in ms, with its 95% interval."""
+    median, interval = median_interval([d * 1000 for d in differences])
     return f"{median:+.0f} ms" + (f" ({interval[0]:+.0f} to {interval[1]:+.0f})" if interval else "")
 
 
