@@ -100,7 +100,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
     trial_ratios: list[float] = []  # each trial's own median ratio: how far the machine's noise moves it
-    alone_split: list[tuple[float, float]] = []  # Lightning alone's difference per epoch: (validation, the rest)
+    alone_validation: list[float] = []  # of Lightning alone's difference per epoch, the part in validation
     for trial in range(trials):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = bench_config(Path(tmp), overrides)
@@ -126,10 +126,8 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                 side_pairs = [(seconds, total - saving, total) for seconds, total, saving
                               in zip(lockstep.seconds, bare.seconds, bare.saving)][1:]
                 pairs[side] += side_pairs
-                if side == "alone":
-                    for (seconds, bare_s, _), validating, bare_validating in zip(
-                            side_pairs, lockstep.validating[1:], bare.validating[1:]):
-                        alone_split.append((validating - bare_validating, seconds - bare_s - (validating - bare_validating)))
+                if side == "alone":  # paired as side_pairs are, the first epoch left out
+                    alone_validation += [v - b for v, b in zip(lockstep.validating[1:], bare.validating[1:])]
                 if side == "seqlab":
                     this_trial = [seconds / bare_s for seconds, bare_s, _ in side_pairs]
             trial_ratios.append(statistics.median(this_trial))
@@ -155,14 +153,14 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
           f"ratio {alone:.3f} ({verdict(alone_interval)}), {alone_extra_s / steps * 1000:+.2f} ms per step")
     print(f"  Lightning alone's difference per epoch, split (medians of the pairs', 95% interval): in "
-          f"validation {spread_ms([v for v, _ in alone_split])}; in the {steps} training steps and the epoch's "
-          f"edges {spread_ms([r for _, r in alone_split])}")
+          f"validation {spread_ms(alone_validation)}; in the {steps} training steps and the epoch's edges "
+          f"{spread_ms([s - b - v for (s, b, _), v in zip(pairs['alone'], alone_validation)])}")
     if breakdown:
         without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
         print(f"  seqlab without its checkpoints ({' '.join(WITHOUT_CHECKPOINTS)}) against its own bare loop: "
               f"ratio {without:.3f} ({verdict(without_interval)})")
         print("  seqlab's time over the bare loop, built up one layer at a time (each side's median difference "
-              "per epoch, 95% interval): " + "; ".join(f"{label} {difference_ms(pairs[side])}" for label, side in (
+              "per epoch, 95% interval): " + "; ".join(f"{label} {spread_ms([s - b for s, b, _ in pairs[side]])}" for label, side in (
                   ("Lightning alone", "alone"), ("with seqlab's tracking and callbacks", "without checkpoints"),
                   ("with its checkpoints too, all of seqlab", "seqlab"))))
     print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
@@ -174,11 +172,6 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
           f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
           f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)")
     return ratio, like
-
-
-def difference_ms(pairs: list[tuple[float, float, float]]) -> str:
-    """A side's median difference from its bare epochs (their saves not counted), in ms, with its interval."""
-    return spread_ms([s - b for s, b, _ in pairs])
 
 
 def spread_ms(differences: list[float]) -> str:
