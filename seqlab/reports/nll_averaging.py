@@ -3,10 +3,10 @@
 "NLL per time step" leaves open what the mean runs over. seqlab's `test/nll` is the mean over every test
 step, as the datasets' authors ask (Boulanger-Lewandowski et al. 2012) and Bai et al. 2018 do; the mean of
 each piece's own mean instead weights a short piece as much as a long one; and the first step of a piece
-is predicted from silence. On MuseData, whose
-pieces run from tens to thousands of steps, the two means differ by more than the cells do, so before a gap
-to a published number is blamed on training, check it here. Recomputed from the run's best checkpoint (the
-weights its test metrics come from), so the per-step column must equal the logged `test/nll`.
+is predicted from silence. On MuseData, whose pieces run from tens to thousands of steps, the two means
+differ by more than the cells do, so before a gap to a published number is blamed on training, check it
+here. Recomputed from the run's best checkpoint (the weights its test metrics come from), so the per-step
+column must equal the logged `test/nll`.
 
     python -m seqlab.reports.nll_averaging [RUN_ID ...] [--sweep PARENT_RUN_ID ...] [--tracking-uri URI]
 """
