@@ -27,6 +27,7 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     assert float(last.split(": ")[1]) > 0
     # a report of figures: no library's per-run notices between them (Lightning's, MLflow's INFO lines)
     assert not re.search(r"\bINFO\b", done.stdout + done.stderr), done.stdout + done.stderr
+    assert "View run" not in done.stdout, done.stdout  # MLflow's links as each run against a server ends
     if name == "overhead":  # every workload, with its "Lightning alone" side and checkpoint wait (README)
         from seqlab.bench.overhead import REPORTED, WORKLOADS
 
