@@ -182,8 +182,9 @@ def _set_torch_numerics(cfg: DictConfig) -> None:
 
     Without PyTorch's NaN fill of fresh tensors, which deterministic mode turns on by default: the fill
     only matters to an op that reads memory it never wrote (a bug), and it costs time on every
-    allocation (2-4% of a `bai2018_jsb` bare-loop epoch, docs/performance.md); PyTorch's docs call a valid program deterministic
-    without it. tests/test_reproducibility.py checks that reruns still match exactly.
+    allocation (2-4% of a `bai2018_jsb` bare-loop epoch, docs/performance.md); PyTorch's docs call a
+    valid program deterministic without it. tests/test_reproducibility.py checks that reruns still match
+    exactly.
     """
     import torch
     import torch.utils.deterministic
