@@ -3,7 +3,6 @@
 import argparse
 import importlib
 import logging
-import os
 import subprocess
 import sys
 import warnings
@@ -72,9 +71,6 @@ def main(argv: list[str] | None = None) -> None:
     from seqlab.train import quiet_library_notices
 
     quiet_library_notices()  # a report of figures: Lightning's and MLflow's notices of each run would bury them
-    # and the two lines MLflow prints on stdout as each run against a server ends ("View run ... at: <url>"):
-    # the logging benchmark's runs go to a throwaway server; the subprocesses of `all` inherit this
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     try:
         _check_accelerator(args.name, args.accelerator)
         if args.name == "all":

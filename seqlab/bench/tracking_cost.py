@@ -9,6 +9,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 from hydra.utils import instantiate
 from omegaconf import open_dict
@@ -26,7 +27,11 @@ def free_port() -> int:
 
 @contextmanager
 def mlflow_server(workdir: Path):
-    """A real MLflow tracking server (SQLite backend, local artifacts) on a free loopback port."""
+    """A real MLflow tracking server (SQLite backend, local artifacts) on a free loopback port.
+
+    While it runs, MLflow's "View run ... at: <url>" lines, printed as each run against a server ends,
+    are off: links to a throwaway server would sit between the report's figures.
+    """
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
@@ -45,7 +50,8 @@ def mlflow_server(workdir: Path):
                 if time.time() > deadline or server.poll() is not None:
                     raise RuntimeError("the mlflow server did not start") from None
                 time.sleep(0.5)
-        yield url
+        with mock.patch.dict("os.environ", {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
+            yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
