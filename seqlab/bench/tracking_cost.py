@@ -1,5 +1,6 @@
 """Logging cost: epoch time of a run logging to a real `mlflow server` on loopback versus no tracking at all."""
 
+import os
 import socket
 import statistics
 import subprocess
@@ -9,7 +10,6 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 from hydra.utils import instantiate
 from omegaconf import open_dict
@@ -23,6 +23,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_QUIET_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 @contextmanager
@@ -50,8 +53,15 @@ def mlflow_server(workdir: Path):
                 if time.time() > deadline or server.poll() is not None:
                     raise RuntimeError("the mlflow server did not start") from None
                 time.sleep(0.5)
-        with mock.patch.dict("os.environ", {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}):
+        quiet_before = os.environ.get(_QUIET_LINKS)
+        os.environ[_QUIET_LINKS] = "true"
+        try:
             yield url
+        finally:
+            if quiet_before is None:
+                del os.environ[_QUIET_LINKS]
+            else:
+                os.environ[_QUIET_LINKS] = quiet_before
     finally:
         server.terminate()
         server.wait(timeout=30)
