@@ -1,9 +1,11 @@
 """Each benchmark runs in its tiny mode, so the script cannot rot (its numbers are not asserted)."""
 
 import logging
+import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -164,6 +166,21 @@ def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_p
     (tmp_path / "bare" / "last.pt").unlink()
     run = train_bare(cfg)  # without a folder it saves nothing
     assert run.saving == [0.0] * 3 and not (tmp_path / "bare" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("before", [None, "false"])
+def test_the_throwaway_server_quiets_run_links_only_while_it_runs(before, tmp_path, monkeypatch):
+    from seqlab.bench.tracking_cost import mlflow_server
+    from seqlab.tracking.server import QUIET_RUN_LINKS
+
+    if before is None:
+        monkeypatch.delenv(QUIET_RUN_LINKS, raising=False)
+    else:
+        monkeypatch.setenv(QUIET_RUN_LINKS, before)
+    with mlflow_server(tmp_path) as url:
+        assert os.environ[QUIET_RUN_LINKS] == "true"
+        urllib.request.urlopen(f"{url}/health", timeout=5)  # a real server
+    assert os.environ.get(QUIET_RUN_LINKS) == before  # the caller's setting is back
 
 
 def test_all_runs_each_benchmark_in_its_own_process_and_fails_if_one_does(monkeypatch):

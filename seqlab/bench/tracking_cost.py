@@ -16,6 +16,7 @@ from omegaconf import open_dict
 
 from seqlab.bench.clocks import EpochClock
 from seqlab.bench.harness import bench_config, epoch_seconds, report
+from seqlab.tracking.server import QUIET_RUN_LINKS
 from seqlab.train import build, configured_callbacks, train
 
 
@@ -23,9 +24,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-_QUIET_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 @contextmanager
@@ -43,6 +41,7 @@ def mlflow_server(workdir: Path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    quiet_before = os.environ.get(QUIET_RUN_LINKS)
     try:
         deadline = time.time() + 120
         while True:
@@ -53,16 +52,13 @@ def mlflow_server(workdir: Path):
                 if time.time() > deadline or server.poll() is not None:
                     raise RuntimeError("the mlflow server did not start") from None
                 time.sleep(0.5)
-        quiet_before = os.environ.get(_QUIET_LINKS)
-        os.environ[_QUIET_LINKS] = "true"
-        try:
-            yield url
-        finally:
-            if quiet_before is None:
-                del os.environ[_QUIET_LINKS]
-            else:
-                os.environ[_QUIET_LINKS] = quiet_before
+        os.environ[QUIET_RUN_LINKS] = "true"
+        yield url
     finally:
+        if quiet_before is None:
+            os.environ.pop(QUIET_RUN_LINKS, None)
+        else:
+            os.environ[QUIET_RUN_LINKS] = quiet_before
         server.terminate()
         server.wait(timeout=30)
 

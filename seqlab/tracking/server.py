@@ -15,6 +15,8 @@ BOUNDED_HTTP = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
 }
+# MLflow prints "View run ... at: <url>" on stdout as each run against a server ends, unless this is "true"
+QUIET_RUN_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 def is_remote(uri: str) -> bool:
@@ -27,7 +29,7 @@ def bound_http_retries(uri: str) -> None:
     for key, value in BOUNDED_HTTP.items():
         os.environ.setdefault(key, value)
     if redact(uri) != uri:
-        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+        os.environ[QUIET_RUN_LINKS] = "true"
 
 
 def check_reachable(uri: str) -> None:
