@@ -117,3 +117,23 @@ def test_step_metrics_are_written_in_few_requests_and_flush_does_not_wait_out_th
     assert time.monotonic() - started < 4.0  # well under the 5 s pause
     assert CountingClient.requests <= 3
     assert sorted(m.step for m in client.get_metric_history(run_id, "train/step_loss")) == list(range(200))
+
+
+@pytest.mark.parametrize("activated", [False, True])
+def test_the_commands_a_run_ends_with_can_be_typed_as_printed(activated, tmp_path, monkeypatch):
+    """After `make run` the venv is not activated: the printed `mlflow ui` must name .venv/bin/mlflow."""
+    from seqlab.tracking.run import as_typed, ui_command
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for script in ("python", "mlflow", "seqlab-compare"):
+        (bin_dir / script).write_text("#!/bin/sh\n")
+        (bin_dir / script).chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin" if activated else "/usr/bin:/bin")
+    venv = "" if activated else ".venv/bin/"
+    assert as_typed("seqlab-compare") == f"{venv}seqlab-compare"
+    store = "sqlite:///outputs/mlflow.db"
+    assert ui_command(f"sqlite:///{tmp_path}/outputs/mlflow.db") == f"{venv}mlflow ui --backend-store-uri {store}"
+    assert as_typed("not-installed-here") == "not-installed-here"  # not this environment's: left as named

@@ -33,7 +33,7 @@ class WhereRunsAre(Callback):
         self._report(config)
 
     def _report(self, config: DictConfig) -> None:
-        from seqlab.tracking.run import open_experiment, resolve_tracking_uri, ui_command  # MLflow: heavy
+        from seqlab.tracking.run import as_typed, open_experiment, resolve_tracking_uri, ui_command  # MLflow: heavy
 
         uri = resolve_tracking_uri(config.tracking.uri)
         try:
@@ -52,7 +52,8 @@ class WhereRunsAre(Callback):
         lines.append(f"Open them side by side with:\n  {ui_command(uri)}")
         sweeps = [r.info.run_id for r in runs if names.SWEEP_JOBS_TAG in r.data.tags]
         if sweeps:
-            lines.append(f"Compare the sweep's configurations over seeds with:\n  seqlab-compare {sweeps[-1]}")
+            compare = f"{as_typed('seqlab-compare')} {sweeps[-1]}"
+            lines.append(f"Compare the sweep's configurations over seeds with:\n  {compare}")
         print("\n".join(lines))
 
 

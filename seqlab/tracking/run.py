@@ -6,7 +6,9 @@ or SIGTERM; it is never left RUNNING.
 
 import logging
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +49,19 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def as_typed(script: str) -> str:
+    """How to call one of this environment's console scripts from the cwd: its bare name when the shell
+    finds that one, else its path (after `make run`, .venv is not activated: `.venv/bin/mlflow`)."""
+    beside = Path(sys.executable).parent / script
+    on_path = shutil.which(script)
+    if not beside.exists() or (on_path is not None and os.path.samefile(on_path, beside)):
+        return script
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
 def ui_command(uri: str) -> str:
     """The command that opens this store in the MLflow UI, with a path relative to the cwd when it can."""
     db = sqlite_path(uri)
@@ -55,7 +70,7 @@ def ui_command(uri: str) -> str:
             uri = f"sqlite:///{db.resolve().relative_to(Path.cwd())}"
         except ValueError:
             pass
-        return f"mlflow ui --backend-store-uri {uri}"
+        return f"{as_typed('mlflow')} ui --backend-store-uri {uri}"
     return f"open {redact(uri)} in a browser"
 
 
