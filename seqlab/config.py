@@ -216,6 +216,14 @@ def validate(cfg: DictConfig) -> None:
             f"({' '.join(c + '=null' for c in checkpoint_callbacks)}); to keep them, leave "
             "trainer.enable_checkpointing at null, the default (on while a checkpoint callback is)."
         )
+    if cfg.trainer.get("barebones"):  # else Lightning refuses it inside fit, after the MLflow run exists
+        raise ConfigError(
+            "trainer.barebones=true switches off what a seqlab run is made of: its logger (the MLflow run), "
+            "self.log (every metric) and its checkpoints (what a resume starts from), and Lightning refuses it "
+            "together with them. Allowed: false, the default. To see what Lightning's loop costs at its leanest, "
+            "run `seqlab-bench overhead`: its line \"Lightning in its barebones mode\" times this mode against a "
+            "bare PyTorch loop."
+        )
 
     cell, model, norm = cfg.cell, cfg.model, cfg.norm
     _choice("cell.name", cell.name, list(CELLS))

@@ -51,14 +51,17 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         assert len(re.findall(r"like for like, seqlab / it: \d+\.\d{3}", done.stdout)) == 4, done.stdout
         like = next(line for line in done.stdout.splitlines() if line.startswith("like-for-like ratios"))
         assert all(workload in like for workload in WORKLOADS)
-        # the reported workload alone splits seqlab's cost: Lightning's loop, then tracking and callbacks, then
-        # the checkpoints (a third side, seqlab without them, paired with a bare loop of its own)
+        # the reported workload alone splits seqlab's cost: Lightning's barebones mode, Lightning alone, then
+        # tracking and callbacks, then the checkpoints (two more sides, seqlab without them and Lightning's
+        # barebones mode, each paired with a bare loop of its own)
         assert done.stdout.count("seqlab without its checkpoints") == 1, done.stdout
-        assert len(re.findall(r"built up one layer at a time .*: Lightning alone [+-]\d+ ms; with seqlab's tracking and "
+        assert len(re.findall(r"Lightning in its barebones mode .* ratio \d+\.\d{3}", done.stdout)) == 1, done.stdout
+        assert len(re.findall(r"built up one layer at a time .*: Lightning barebones [+-]\d+ ms; Lightning alone "
+                              r"[+-]\d+ ms; with seqlab's tracking and "
                               r"callbacks [+-]\d+ ms; with its checkpoints too, all of seqlab [+-]\d+ ms$",
                               done.stdout, flags=re.MULTILINE)) == 1, done.stdout
         reported = done.stdout.split(f"overhead: {' '.join(WORKLOADS[REPORTED][0])}")[1].split("\noverhead")[0]
-        assert "seqlab without its checkpoints" in reported, reported
+        assert "seqlab without its checkpoints" in reported and "barebones mode" in reported, reported
     if name == "cells":  # each cell at each budget, with the width the budget gave it
         rows = re.findall(r"([\d,]+) budget +(rnn|gru|lstm) +\d+ units, +([\d,]+) parameters: .* ms a step", done.stdout)
         assert sorted((budget, cell) for budget, cell, _ in rows) == sorted(

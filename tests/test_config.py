@@ -69,6 +69,8 @@ BAD_INPUTS = [
       "callbacks.model_checkpoint=null callbacks.last_checkpoint=null"]),
     (["trainer.enable_checkpointing=false", "callbacks.model_checkpoint=null"],
      ["callbacks.last_checkpoint saves", "callbacks.last_checkpoint=null"]),
+    (["trainer.barebones=true"], ["trainer.barebones=true", "logger", "checkpoints", "Allowed: false",
+                                  "seqlab-bench overhead"]),
     # a preset's published block: a typo would silently show no paper numbers in seqlab-compare
     (["experiment=chung2014_jsb", "published.by=cell.nam"], ["published: 'cell.nam' is not a key", "cell.name"]),
     (["experiment=bai2018_jsb", "+published.setting.task.datset=jsb"], ["'task.datset' is not a key", "task.dataset"]),

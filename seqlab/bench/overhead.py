@@ -21,9 +21,11 @@ under 5%. The bare loop saves last and best each epoch, as seqlab does, with tor
 thread as a hand-written loop would, and times its saves apart: the reported ratio is against its epochs
 without the saves (a loop that saves nothing), the like-for-like ratio against the same epochs with
 them, so that the checkpoints a resume needs are not counted as the machinery's cost. On the reported
-workload a third Lightning side, seqlab without its checkpoints, splits seqlab's cost three ways:
-Lightning's loop, seqlab's tracking and callbacks, the checkpoints; and on each workload Lightning
-alone's cost is split in two, its validation and its training steps.
+workload two more Lightning sides, seqlab without its checkpoints and Lightning in its barebones mode
+(Trainer(barebones=True), Lightning's own tool for timing its overhead), split seqlab's cost four ways:
+the least Lightning's loop costs, Lightning with seqlab's Trainer settings, seqlab's tracking and
+callbacks, the checkpoints; and on each workload Lightning alone's cost is split in two, its validation
+and its training steps.
 """
 
 import statistics
@@ -47,12 +49,19 @@ TARGET = 0.05  # seqlab within 5% of the bare loop
 WITHOUT_CHECKPOINTS = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null"]  # seqlab saving none
 
 
-def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep) -> None:
+def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep, barebones: bool = False) -> None:
     """The same module under the same Trainer settings, but with no logger, no checkpoints and none of
-    seqlab's callbacks (only the lockstep that times it): what Lightning's loop costs by itself."""
+    seqlab's callbacks (only the lockstep that times it): what Lightning's loop costs by itself.
+
+    With `barebones`, in Lightning's barebones mode, which it offers "to facilitate analyzing the Trainer
+    overhead" (all it can switch off is off, self.log included): the least Lightning's loop costs. It
+    differs from the side above only in the step-logging check (log_every_n_steps=0) and the epoch's
+    self.log calls, so the two should read alike, and say whether seqlab's settings cost Lightning anything.
+    """
     task, module = build(cfg)
+    barebones_settings = {"barebones": True, "log_every_n_steps": 0} if barebones else {}
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, default_root_dir=str(workdir),
-                          callbacks=[lockstep])
+                          callbacks=[lockstep], **barebones_settings)
     trainer.fit(module, datamodule=task)
 
 
@@ -90,12 +99,12 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     bare loop's saves.
 
     In each trial seqlab's run and then Lightning alone (and, with `breakdown`, seqlab without its
-    checkpoints between them) each take turns with a bare loop of their own, epoch by epoch
+    checkpoints between them and Lightning's barebones mode after) each take turns with a bare loop of their own, epoch by epoch
     (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even trials and before it in odd
     ones, and the Lightning sides run in the reverse order in odd trials, so that no side always runs
     first. The first (warm-up) epoch of each run is left out.
     """
-    sides = ["seqlab", *(["without checkpoints"] if breakdown else []), "alone"]
+    sides = ["seqlab", *(["without checkpoints"] if breakdown else []), "alone", *(["barebones"] if breakdown else [])]
     pairs: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}  # (side, bare, bare saving)
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
@@ -121,7 +130,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                     (workdir := Path(tmp) / "without-checkpoints").mkdir()
                     train(bench_config(workdir, [*overrides, *WITHOUT_CHECKPOINTS]), extra_callbacks=[lockstep])
                 else:
-                    lightning_alone(cfg, Path(tmp), lockstep)
+                    lightning_alone(cfg, Path(tmp), lockstep, barebones=side == "barebones")
                 steps = bare.steps
                 side_pairs = [(seconds, total - saving, total) for seconds, total, saving
                               in zip(lockstep.seconds, bare.seconds, bare.saving)][1:]
@@ -156,12 +165,16 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
           f"validation {spread_ms(alone_validation)}; in the {steps} training steps and the epoch's edges "
           f"{spread_ms([s - b - v for (s, b, _), v in zip(pairs['alone'], alone_validation)])}")
     if breakdown:
+        barebones, barebones_interval = median_interval([s / b for s, b, _ in pairs["barebones"]])
+        print(f"  Lightning in its barebones mode (Trainer(barebones=True): the least its loop costs) against its own "
+              f"bare loop: ratio {barebones:.3f} ({verdict(barebones_interval)})")
         without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
         print(f"  seqlab without its checkpoints ({' '.join(WITHOUT_CHECKPOINTS)}) against its own bare loop: "
               f"ratio {without:.3f} ({verdict(without_interval)})")
         print("  seqlab's time over the bare loop, built up one layer at a time (each side's median difference "
               "per epoch, 95% interval): " + "; ".join(f"{label} {spread_ms([s - b for s, b, _ in pairs[side]])}" for label, side in (
-                  ("Lightning alone", "alone"), ("with seqlab's tracking and callbacks", "without checkpoints"),
+                  ("Lightning barebones", "barebones"), ("Lightning alone", "alone"),
+                  ("with seqlab's tracking and callbacks", "without checkpoints"),
                   ("with its checkpoints too, all of seqlab", "seqlab"))))
     print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
           f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise")

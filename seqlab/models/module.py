@@ -51,7 +51,7 @@ class SequenceModule(L.LightningModule):
 
     def _log_mean_loss(self, stage: str) -> None:
         total, count = self._loss_totals.pop(stage, (0.0, 0))
-        if count:
+        if count and not self.trainer.barebones:
             self.log(names.metric_key(stage, "loss"), total / count, on_step=False, on_epoch=True)
 
     def _step(self, stage: str, batch: dict[str, torch.Tensor], metrics: MetricCollection) -> None:
@@ -64,7 +64,11 @@ class SequenceModule(L.LightningModule):
 
     def _log_epoch(self, stage: str, metrics: MetricCollection) -> None:
         self._log_mean_loss(stage)
-        self.log_dict(metrics.compute())
+        values = metrics.compute()
+        # Lightning's barebones mode refuses self.log; `seqlab-bench overhead` trains this module in it to
+        # time Lightning's own minimal loop, which does the same work here, only logs none of it.
+        if not self.trainer.barebones:
+            self.log_dict(values)
         metrics.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
