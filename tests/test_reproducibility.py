@@ -260,6 +260,21 @@ def test_resuming_an_unknown_or_finished_run_is_a_clear_error(make_cfg, client, 
     assert again.info.status == "FINISHED" and again.info.run_id == finished.info.run_id
 
 
+def test_the_rerun_a_refused_resume_suggests_runs_as_printed(make_cfg, client, tracking_uri, tmp_path, monkeypatch):
+    """The hint names the run's own store (not the default one) and this environment's script."""
+    monkeypatch.chdir(tmp_path)  # where the user typed `seqlab resume=...` and then types the hint (the rerun's outputs/)
+    cfg = make_cfg("trainer.limit_train_batches=1")
+    train(cfg)
+    [finished] = runs_of(client, cfg.tracking.experiment)
+    with pytest.raises(TrackingError, match="it is FINISHED") as refused:
+        train(compose_config([f"resume={finished.info.run_id}", f"tracking.uri={tracking_uri}"]))
+    command = str(refused.value).split("`")[1]
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    [_, new] = runs_of(client, cfg.tracking.experiment)
+    assert new.data.tags[names.RERUN_OF] == finished.info.run_id and new.info.status == "FINISHED"
+
+
 def test_resume_takes_no_other_overrides():
     from seqlab.preflight import preflight
 

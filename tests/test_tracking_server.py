@@ -144,8 +144,9 @@ def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, tmp_path):
     assert "seqlab-upload" in output and str(spool) in output, output[-3000:]
     assert (spool / "metrics.jsonl").exists() and list((spool / "artifacts").rglob("*.ckpt"))
     server.start()
-    upload = subprocess.run([sys.executable, "-m", "seqlab.tracking.spool", str(spool), "--tracking-uri", server.uri],
-                            capture_output=True, text=True, timeout=300)
-    assert upload.returncode == 0, upload.stderr[-3000:]
+    command = output.split("upload them with: ")[1].splitlines()[0]  # run as printed, where the run was started
+    upload = subprocess.run(command, shell=True, cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True,
+                            text=True, timeout=300)
+    assert upload.returncode == 0, f"{command}: {upload.stderr[-3000:]}"
     _assert_complete(client, run_id)
     assert not spool.exists()

@@ -17,7 +17,7 @@ from seqlab import names
 from seqlab.errors import TrackingError
 from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
 from seqlab.tracking.params import redact
-from seqlab.tracking.run import resolve_tracking_uri
+from seqlab.tracking.run import as_typed, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,13 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     client = MlflowClient(uri)
     run = get_run(client, run_id, "resume")
     status = run.info.status
+    # each refusal below says how to train the run again instead, as a command that finds the run's store
+    store = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {redact(uri)}"
+    rerun = f"{as_typed('seqlab-rerun')}{store}"
     if status == "FINISHED":
         raise TrackingError(
             f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. "
-            f"`seqlab-rerun {run_id}` trains it again as a new run."
+            f"`{rerun} {run_id}` trains it again as a new run."
         )
     if status == "RUNNING":
         log.warning("run %s is marked RUNNING: resuming it assumes its process died (make sure it did)", run_id)
@@ -51,13 +54,13 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag {names.CHECKPOINT_DIR}), "
             f"so it stopped before training started or ran without callbacks.last_checkpoint. "
-            f"`seqlab-rerun {run_id}` trains it again as a new run."
+            f"`{rerun} {run_id}` trains it again as a new run."
         )
     checkpoint = Path(folder) / names.LAST_CHECKPOINT
     if not checkpoint.is_file():
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it stopped "
-            f"before its first epoch ended, or the folder was removed). `seqlab-rerun {run_id}` trains it again."
+            f"before its first epoch ended, or the folder was removed). `{rerun} {run_id}` trains it again."
         )
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     owner = state.get(names.CHECKPOINT_RUN_ID)

@@ -301,7 +301,7 @@ def finish_run(
         f"The MLflow tracking store {redact(uri)} did not take run {run_id} within tracking.outage_wait_s={wait_s:g} s "
         f"({redact(problem)}). Nothing is lost: {n_batches} metric batch(es), {len(artifacts)} artifact(s) and the "
         f"final status {status} are kept in {spool.directory}. When the server is back, upload them with: "
-        f"seqlab-upload {spool.directory} --tracking-uri {redact(uri)}"
+        f"{as_typed('seqlab-upload')} {spool.directory} --tracking-uri {redact(uri)}"
     )
     if failing:  # an error is already on its way out: add this one to the log, do not replace it
         log.error("seqlab: %s", message)
