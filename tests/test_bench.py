@@ -62,6 +62,10 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
                               done.stdout, flags=re.MULTILINE)) == 1, done.stdout
         reported = done.stdout.split(f"overhead: {' '.join(WORKLOADS[REPORTED][0])}")[1].split("\noverhead")[0]
         assert "seqlab without its checkpoints" in reported and "barebones mode" in reported, reported
+    if name == "logging":  # both sides paired with bare epochs, as the overhead benchmark pairs them
+        assert len(re.findall(r"median \d+\.\d{3} s/epoch, \d+\.\d{3} x the bare epoch beside it", done.stdout)) == 2
+        assert re.search(r"ratio \(median of the epochs' server / none, each over its bare epoch\) \d+\.\d{3}; "
+                         r"too few pairs for a 95% interval", done.stdout), done.stdout  # --quick: 2 epochs a side
     if name == "cells":  # each cell at each budget, with the width the budget gave it
         rows = re.findall(r"([\d,]+) budget +(rnn|gru|lstm) +\d+ units, +([\d,]+) parameters: .* ms a step", done.stdout)
         assert sorted((budget, cell) for budget, cell, _ in rows) == sorted(
@@ -100,30 +104,6 @@ def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch
     cfg = make_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")
     run = bare_loop.train_bare(cfg)
     assert (len(run.seconds), run.steps, indexed) == (2, 3, {"train": 6, "val": 4})
-
-
-def test_the_epoch_clock_counts_what_runs_after_the_epoch_end_hooks(tmp_path):
-    # ModelCheckpoint saves after every other callback's on_train_epoch_end; a clock stopped there missed
-    # seqlab's checkpoints. Here a callback after the clock stands in for them with a 50 ms sleep.
-    import json
-    import time
-
-    import lightning as L
-    from lightning.pytorch.demos.boring_classes import BoringModel
-
-    from seqlab.bench.clocks import EpochClock
-
-    class SlowEpochEnd(L.Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            time.sleep(0.05)
-
-    clock = tmp_path / "epochs.json"
-    trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[EpochClock(str(clock)), SlowEpochEnd()])
-    trainer.fit(BoringModel())
-    seconds = json.loads(clock.read_text())["epoch_seconds"]
-    assert len(seconds) == 3 and min(seconds) >= 0.05, seconds
 
 
 def test_the_bare_loop_trains_exactly_what_seqlab_trains(make_cfg, tmp_path):
@@ -300,7 +280,7 @@ def test_the_median_interval_is_the_sign_tests():
 
 def test_the_overhead_verdict_calls_5_percent_only_when_the_interval_is_clear_of_it():
     # The README's answer on bai2018_jsb ("over 5%") and a noisy run's "not resolved" come from here.
-    from seqlab.bench.overhead import verdict
+    from seqlab.bench.lockstep import verdict
 
     assert verdict((1.01, 1.049)).endswith(": within 5%")
     assert verdict((1.051, 1.2)).endswith(": over 5%")
@@ -344,11 +324,12 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
 
         def on_train_epoch_end(self, trainer, pl_module):
             events.append(f"run {trainer.current_epoch}")
-            time.sleep(0.05)  # stands in for the checkpoints, which the clock must count
+            time.sleep(0.05)  # stands in for the checkpoints, which the clock must count: listed after the
+            # lockstep, as ModelCheckpoint saves after every other callback's on_train_epoch_end
 
     lockstep = Lockstep(_SleepingBareLoop(events, seconds=0.4), bare_first=bare_first)
     trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[EpochEnd(), lockstep])
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[lockstep, EpochEnd()])
     trainer.fit(BoringModel())
     runs = ["run 0", "run 1", "run 2"]
     pairs = [["bare", run] if bare_first else [run, "bare"] for run in runs]

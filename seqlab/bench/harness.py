@@ -1,6 +1,5 @@
 """What every benchmark shares: composing a real seqlab config for a job, and reading what it measured."""
 
-import json
 import statistics
 import subprocess
 import sys
@@ -14,23 +13,16 @@ from omegaconf import DictConfig, open_dict
 from seqlab.config import register_configs, validate
 
 
-def bench_config(workdir: Path, overrides: list[str], epoch_clock: Path | None = None) -> DictConfig:
+def bench_config(workdir: Path, overrides: list[str]) -> DictConfig:
     """The config `seqlab <overrides>` would run, writing into `workdir` (its own SQLite store by default)."""
     register_configs()
-    clock = []
-    if epoch_clock is not None:
-        clock = ["+callbacks.epoch_clock._target_=seqlab.bench.clocks.EpochClock", f"+callbacks.epoch_clock.path={epoch_clock}"]
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="seqlab.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", *clock, *overrides])
+        cfg = compose(config_name="config", overrides=[f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(workdir / "job")
     validate(cfg)
     return cfg
-
-
-def epoch_seconds(clock: Path) -> list[float]:
-    return json.loads(clock.read_text())["epoch_seconds"]
 
 
 def wall(command: list[str], repeats: int = 3, **kwargs) -> float:

@@ -20,13 +20,18 @@ from seqlab.bench.clocks import synchronize
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.tracking.logger import MlflowMetricLogger
 
+TARGET = 0.05  # seqlab within 5% of its baseline (the overhead and logging benchmarks)
 HOLD_S = 3600.0  # the metric sender's pause while the run takes turns: it writes when the hand-over tells it to
 
 
 class Lockstep(L.Callback):
-    """Times each training epoch of the run it is added to (from its start to the next epoch's start, as
-    EpochClock does, so validation and checkpoints count) and runs one epoch of `bare` beside it: after
+    """Times each training epoch of the run it is added to and runs one epoch of `bare` beside it: after
     it, or before it with `bare_first`, so that trials can take both orders.
+
+    An epoch runs from its start to the next epoch's start (the last one: to on_train_end), so it
+    includes its validation and all that Lightning and the callbacks do after it, such as ModelCheckpoint's
+    saves, which run after every other callback's on_train_epoch_end: a clock stopped there would leave out
+    the checkpoints.
 
     seqlab's background work is charged to seqlab's epoch: before the clock stops, the checkpoint
     writer's queued writes are waited for, and the metric sender, held otherwise, writes what is
@@ -111,3 +116,17 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
         below += math.comb(n, k) / 2**n
         k += 1
     return statistics.median(ordered), ((ordered[k - 1], ordered[n - k]) if k else None)
+
+
+def verdict(interval: tuple[float, float] | None) -> str:
+    """The 95% interval of a ratio, and what it says about the target."""
+    if interval is None:
+        return "too few pairs for a 95% interval (6 at least)"
+    low, high = interval
+    if high <= 1 + TARGET:
+        says = f"within {TARGET:.0%}"
+    elif low > 1 + TARGET:
+        says = f"over {TARGET:.0%}"
+    else:
+        says = f"not resolved: the interval holds {1 + TARGET:.2f} (this machine's noise is larger than what is measured)"
+    return f"95% interval {low:.3f}-{high:.3f}: {says}"

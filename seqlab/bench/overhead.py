@@ -41,11 +41,10 @@ from omegaconf import DictConfig
 from seqlab import names
 from seqlab.bench.bare_loop import BareLoop, training_device
 from seqlab.bench.harness import bench_config, report
-from seqlab.bench.lockstep import Lockstep, median_interval
+from seqlab.bench.lockstep import TARGET, Lockstep, median_interval, verdict
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.train import build, train
 
-TARGET = 0.05  # seqlab within 5% of the bare loop
 WITHOUT_CHECKPOINTS = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null"]  # seqlab saving none
 
 
@@ -78,20 +77,6 @@ def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], 
             time.sleep(0.02)  # as between epochs: the previous write has had time to finish
         plugin.teardown()
     return waits
-
-
-def verdict(interval: tuple[float, float] | None) -> str:
-    """The 95% interval of a ratio, and what it says about the target."""
-    if interval is None:
-        return "too few pairs for a 95% interval (6 at least)"
-    low, high = interval
-    if high <= 1 + TARGET:
-        says = f"within {TARGET:.0%}"
-    elif low > 1 + TARGET:
-        says = f"over {TARGET:.0%}"
-    else:
-        says = f"not resolved: the interval holds {1 + TARGET:.2f} (this machine's noise is larger than what is measured)"
-    return f"95% interval {low:.3f}-{high:.3f}: {says}"
 
 
 def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple[float, float]:
