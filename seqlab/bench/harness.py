@@ -1,4 +1,4 @@
-"""What every benchmark shares: composing a real seqlab config for a job, and reading what it measured."""
+"""What every benchmark shares: composing a real seqlab config for a job, timing a command, reporting the ratio."""
 
 import statistics
 import subprocess

@@ -84,10 +84,10 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     bare loop's saves.
 
     In each trial seqlab's run and then Lightning alone (and, with `breakdown`, seqlab without its
-    checkpoints between them and Lightning's barebones mode after) each take turns with a bare loop of their own, epoch by epoch
-    (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even trials and before it in odd
-    ones, and the Lightning sides run in the reverse order in odd trials, so that no side always runs
-    first. The first (warm-up) epoch of each run is left out.
+    checkpoints between them and Lightning's barebones mode after) each take turns with a bare loop of
+    their own, epoch by epoch (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even
+    trials and before it in odd ones, and the Lightning sides run in the reverse order in odd trials, so
+    that no side always runs first. The first (warm-up) epoch of each run is left out.
     """
     sides = ["seqlab", *(["without checkpoints"] if breakdown else []), "alone", *(["barebones"] if breakdown else [])]
     pairs: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}  # (side, bare, bare saving)
