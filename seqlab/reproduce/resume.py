@@ -32,6 +32,13 @@ class ResumePoint:
     run_tags: dict[str, str]
 
 
+def _train_again(run_id: str, uri: str) -> str:
+    """What a refused resume suggests instead: a rerun, as a command that runs as printed (this environment's
+    script, and the run's store when it is not the one seqlab-rerun reads by default)."""
+    store = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {redact(uri)}"
+    return f"`{as_typed('seqlab-rerun')}{store} {run_id}` trains it again as a new run."
+
+
 def resume_point(cfg: DictConfig) -> ResumePoint:
     """Find the run named by cfg.resume and its last checkpoint, or say clearly why it cannot resume."""
     run_id = str(cfg.resume)
@@ -39,13 +46,9 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     client = MlflowClient(uri)
     run = get_run(client, run_id, "resume")
     status = run.info.status
-    # each refusal below says how to train the run again instead, as a command that finds the run's store
-    store = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {redact(uri)}"
-    rerun = f"{as_typed('seqlab-rerun')}{store}"
     if status == "FINISHED":
         raise TrackingError(
-            f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. "
-            f"`{rerun} {run_id}` trains it again as a new run."
+            f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. {_train_again(run_id, uri)}"
         )
     if status == "RUNNING":
         log.warning("run %s is marked RUNNING: resuming it assumes its process died (make sure it did)", run_id)
@@ -53,14 +56,13 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     if not folder:
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag {names.CHECKPOINT_DIR}), "
-            f"so it stopped before training started or ran without callbacks.last_checkpoint. "
-            f"`{rerun} {run_id}` trains it again as a new run."
+            f"so it stopped before training started or ran without callbacks.last_checkpoint. {_train_again(run_id, uri)}"
         )
     checkpoint = Path(folder) / names.LAST_CHECKPOINT
     if not checkpoint.is_file():
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it stopped "
-            f"before its first epoch ended, or the folder was removed). `{rerun} {run_id}` trains it again."
+            f"before its first epoch ended, or the folder was removed). {_train_again(run_id, uri)}"
         )
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     owner = state.get(names.CHECKPOINT_RUN_ID)
