@@ -23,6 +23,9 @@ GIT_DIRTY = "git.dirty"
 SEQLAB_VERSION = "seqlab.version"
 ERROR_TAG = "seqlab.error"
 SIGNAL_TAG = "seqlab.signal"
+# tag: the logged metric keys where higher is better (comma-separated), from each torchmetrics Metric's
+# own `higher_is_better`; a metric not listed is lower-is-better (losses, errors, NLL)
+HIGHER_IS_BETTER_TAG = "seqlab.higher_is_better"
 
 # Reproducibility (seqlab/reproduce): provenance, reruns, resumes.
 RERUN_OF = "rerun_of"  # tag of a rerun: the run id it repeats
@@ -34,7 +37,7 @@ LAST_CHECKPOINT = "last.ckpt"  # callbacks.last_checkpoint rewrites it at every 
 RESUMED_TAG = "seqlab.resumed"  # tag: the epochs a resume started from, e.g. "3" or "3,7"
 CHECKPOINT_RUN_ID = "seqlab_run_id"  # key in a Lightning checkpoint dict: the MLflow run it belongs to
 
-# --- tracking: sweeps, artifacts, system figures (issue 5) ------------------------------------
+# --- tracking: sweeps, artifacts, system figures ---------------------------------------------
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests a sweep's jobs under it
 JOB_NUM_TAG = "seqlab.job.num"  # Hydra's job number within the sweep
 JOB_OVERRIDES_TAG = "seqlab.job.overrides"  # the job's command-line overrides, e.g. "cell=gru seed=1"
