@@ -10,12 +10,12 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seqlab.config import _unknown_key, check_override_keys, validate
 from seqlab.errors import ConfigError
+from seqlab.tracking.sweep import sweep_jobs
 
 CONFIG_MODULE, CONFIG_NAME = "seqlab.conf", "config"
 _FLAGS_WITH_JOBS = {"-m", "--multirun"}
@@ -86,7 +86,7 @@ def jobs_of(argv: list[str]) -> list[list[str]] | None:
         if any(o.is_sweep_override() for o in ours):
             return None  # Hydra says to add --multirun
         return [[o.input_line for o in ours]]
-    return [job for batch in BasicSweeper.split_arguments(ours, None) for job in batch]
+    return sweep_jobs([o.input_line for o in ours])
 
 
 def _preset_sweep(job: list[str]) -> list[str]:

@@ -4,22 +4,12 @@ A rerun can only be trusted to repeat a run when the data bytes, the library ver
 settings that make torch deterministic are the same; these tags let anyone check that.
 """
 
-import hashlib
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from seqlab import names
-
-CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+from seqlab.tasks.download import sha256_of
 
 
 def data_sha256(files: list[Path]) -> str:

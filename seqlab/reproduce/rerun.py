@@ -25,6 +25,8 @@ from seqlab import names
 from seqlab.config import _unknown_key, check_override_keys, validate
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.preflight import CONFIG_MODULE, CONFIG_NAME, _compose_job
+from seqlab.tracking.params import leaves
+from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
 
 log = logging.getLogger("seqlab.rerun")
 _MISSING = object()
@@ -41,15 +43,6 @@ def rebase_paths(node: Any, old: str, new: str) -> Any:
     return node
 
 
-def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out |= _leaves(v, f"{prefix}{k}.")
-        return out
-    return {prefix.rstrip("."): node}
-
-
 def relink_interpolations(plain: dict[str, Any]) -> dict[str, Any]:
     """Turn values the logged (resolved) config got from an interpolation back into it.
 
@@ -59,7 +52,7 @@ def relink_interpolations(plain: dict[str, Any]) -> dict[str, Any]:
     """
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        template = _leaves(OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False))
+        template = leaves(OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False))
     GlobalHydra.instance().clear()
     run = OmegaConf.create(plain)
     for key, link in template.items():
@@ -83,8 +76,8 @@ def _apply_group_choice(cfg: DictConfig, override: Override, groups: set[str]) -
     if group in chosen and group in cfg:
         cfg[group] = chosen[group]
         return
-    base = _leaves(OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False))
-    for key, value in _leaves(OmegaConf.to_container(chosen, resolve=False)).items():
+    base = leaves(OmegaConf.to_container(compose(CONFIG_NAME, overrides=[]), resolve=False))
+    for key, value in leaves(OmegaConf.to_container(chosen, resolve=False)).items():
         if key in base and base[key] == value:
             continue
         OmegaConf.update(cfg, key, value, force_add=True)
@@ -175,15 +168,14 @@ def warn_about_differences(original_tags: dict[str, str]) -> None:
         log.warning("the run or this checkout had uncommitted changes (git.dirty): the code may differ")
 
 
-def rerun(run_id: str, overrides: list[str], tracking_uri: str | None = None) -> str:
+def rerun(run_id: str, overrides: list[str], given_uri: str | None = None) -> str:
     """Train run `run_id` again (with `overrides`) as a new run; returns the new run's id."""
     from mlflow import MlflowClient
 
     from seqlab.reproduce.run_config import get_run
-    from seqlab.tracking.run import resolve_tracking_uri
     from seqlab.train import train
 
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = tracking_uri(given_uri)
     client = MlflowClient(uri)
     original = get_run(client, run_id, "rerun")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
@@ -222,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("run_id", help="the MLflow run id to repeat")
     parser.add_argument("overrides", nargs="*", help="Hydra-style overrides applied on top (key=value, cell=gru, ...)")
-    parser.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db)")
+    add_tracking_uri_option(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one config.yaml: no bar
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")

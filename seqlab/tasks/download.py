@@ -56,10 +56,11 @@ def data_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's SHA-256 in hex, read a MiB at a time (data files can be large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+        while block := f.read(1 << 20):
+            digest.update(block)
     return digest.hexdigest()
 
 

@@ -33,9 +33,9 @@ class WhereRunsAre(Callback):
         self._report(config)
 
     def _report(self, config: DictConfig) -> None:
-        from seqlab.tracking.run import as_typed, open_experiment, resolve_tracking_uri, ui_command  # MLflow: heavy
+        from seqlab.tracking.store import as_typed, open_experiment, tracking_uri, ui_command
 
-        uri = resolve_tracking_uri(config.tracking.uri)
+        uri = tracking_uri(config.tracking.uri)
         try:
             client, experiment_id = open_experiment(uri, config.tracking.experiment)
             runs = client.search_runs(

@@ -26,11 +26,16 @@ def redact_config(node: Any, key: str = "") -> Any:
     return node
 
 
-def flatten(node: Any, prefix: str = "") -> dict[str, str]:
-    """{"model": {"hidden_size": 64}} -> {"model.hidden_size": "64"}; lists stay one value."""
+def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model": {"hidden_size": 64}} -> {"model.hidden_size": 64}; lists stay one value."""
     if isinstance(node, Mapping):
-        flat: dict[str, str] = {}
+        flat: dict[str, Any] = {}
         for k, v in node.items():
-            flat.update(flatten(v, f"{prefix}{k}."))
+            flat.update(leaves(v, f"{prefix}{k}."))
         return flat
-    return {prefix.rstrip("."): str(node)}
+    return {prefix.rstrip("."): node}
+
+
+def flatten(node: Any) -> dict[str, str]:
+    """The leaves as MLflow params: {"model": {"hidden_size": 64}} -> {"model.hidden_size": "64"}."""
+    return {key: str(value) for key, value in leaves(node).items()}

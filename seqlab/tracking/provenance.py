@@ -1,7 +1,10 @@
-"""Where a run came from: the code's git commit and whether its tree was dirty."""
+"""Where a run came from: the code's git commit, whether its tree was dirty, and seqlab's version."""
 
 import subprocess
 from pathlib import Path
+
+import seqlab
+from seqlab import names
 
 SOURCE_DIR = Path(__file__).resolve().parents[2]  # the checkout seqlab runs from (editable install)
 
@@ -23,3 +26,16 @@ def git_state() -> tuple[str, bool | None]:
         return "unknown", None
     status = _git("status", "--porcelain", "--untracked-files=no")
     return commit, bool(status)
+
+
+def run_tags() -> dict[str, str]:
+    """The tags every run and sweep parent gets at creation: git commit, dirty tree, seqlab's version."""
+    commit, dirty = git_state()
+    tags = {
+        names.GIT_COMMIT: commit,
+        names.GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
+        names.SEQLAB_VERSION: seqlab.__version__,
+    }
+    if dirty is not None:
+        tags["mlflow.source.git.commit"] = commit  # shown by the MLflow UI
+    return tags

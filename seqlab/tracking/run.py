@@ -5,10 +5,7 @@ or SIGTERM; it is never left RUNNING.
 """
 
 import logging
-import os
-import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,86 +16,21 @@ from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Param, RunTag
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-import seqlab
 from seqlab import names
 from seqlab.errors import TrackingError
 from seqlab.tracking.logger import RETRY_EVERY_S, MlflowMetricLogger
 from seqlab.tracking.params import flatten, redact, redact_config
-from seqlab.tracking.provenance import git_state
-from seqlab.tracking.server import check_reachable
+from seqlab.tracking.provenance import run_tags
 from seqlab.tracking.spool import SPOOL_DIRNAME, Spool
+from seqlab.tracking.store import MAX_PARAMS_PER_BATCH, MAX_TAG_LENGTH, as_typed, open_experiment, tracking_uri
 from seqlab.tracking.sweep import settle_after_resume, sweep_job_tags
 
 log = logging.getLogger(__name__)
 
-MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch request
-MAX_TAG_LENGTH = 5000
 SYSTEM_METRICS_EVERY_S = 5
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """tracking.uri, else $MLFLOW_TRACKING_URI, else the SQLite file outputs/mlflow.db under the cwd."""
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or f"sqlite:///{Path.cwd() / 'outputs' / 'mlflow.db'}"
-
-
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-
-
-def as_typed(script: str) -> str:
-    """How to call one of this environment's console scripts from the cwd: its bare name when the shell
-    finds that one, else its path (after `make run`, .venv is not activated: `.venv/bin/mlflow`)."""
-    beside = Path(sys.executable).parent / script
-    on_path = shutil.which(script)
-    if not beside.exists() or (on_path is not None and os.path.samefile(on_path, beside)):
-        return script
-    try:
-        return str(beside.relative_to(Path.cwd()))
-    except ValueError:
-        return str(beside)
-
-
-def ui_command(uri: str) -> str:
-    """The command that opens this store in the MLflow UI, with a path relative to the cwd when it can."""
-    db = sqlite_path(uri)
-    if db is not None:
-        try:
-            uri = f"sqlite:///{db.resolve().relative_to(Path.cwd())}"
-        except ValueError:
-            pass
-        return f"{as_typed('mlflow')} ui --backend-store-uri {uri}"
-    return f"open {redact(uri)} in a browser"
-
-
-def open_experiment(uri: str, experiment: str) -> tuple[MlflowClient, str]:
-    """The client and id of `experiment`, created if missing (artifacts beside a SQLite store)."""
-    db = sqlite_path(uri)
-    artifact_location = None
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        artifact_location = (db.resolve().parent / "mlartifacts").as_uri()
-    check_reachable(uri)  # a dead server: a clear error in seconds, not minutes of MLflow retries
-    client = MlflowClient(uri)
-    try:
-        found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            return client, found.experiment_id
-        try:
-            return client, client.create_experiment(experiment, artifact_location=artifact_location)
-        except MlflowException:  # created meanwhile by a parallel job
-            found = client.get_experiment_by_name(experiment)
-            if found is None:
-                raise
-            return client, found.experiment_id
-    except MlflowException as exc:
-        raise TrackingError(
-            f"Cannot use the MLflow tracking store {redact(uri)} (tracking.uri): {exc}. "
-            "Check tracking.uri / MLFLOW_TRACKING_URI and that the store is reachable and writable."
-        ) from exc
+resolve_tracking_uri = tracking_uri  # the name seqlab.reports.nll_averaging still imports
 
 
 class _Interrupts:
@@ -152,20 +84,8 @@ class TrackedRun:
 def run_params(cfg: DictConfig, extra: dict[str, Any]) -> dict[str, str]:
     """The resolved config flattened with dotted keys, credentials redacted, plus seqlab's own params."""
     plain = redact_config(OmegaConf.to_container(cfg, resolve=True))
-    plain["tracking"]["uri"] = redact(resolve_tracking_uri(cfg.tracking.uri))  # the store actually used
+    plain["tracking"]["uri"] = redact(tracking_uri(cfg.tracking.uri))  # the store actually used
     return flatten(plain) | {k: str(v) for k, v in extra.items()}
-
-
-def run_tags() -> dict[str, str]:
-    commit, dirty = git_state()
-    tags = {
-        names.GIT_COMMIT: commit,
-        names.GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
-        names.SEQLAB_VERSION: seqlab.__version__,
-    }
-    if dirty is not None:
-        tags["mlflow.source.git.commit"] = commit  # shown by the MLflow UI
-    return tags
 
 
 @contextmanager
@@ -182,7 +102,7 @@ def tracked_run(
     set RUNNING again, its params and config stay as first logged. Inside a multirun a new run is
     nested under the sweep's parent run (seqlab.tracking.sweep).
     """
-    uri = resolve_tracking_uri(cfg.tracking.uri)
+    uri = tracking_uri(cfg.tracking.uri)
     client, experiment_id = open_experiment(uri, cfg.tracking.experiment)
     sweep_parent = None  # a resumed sweep job's parent run: settled once the job finishes
     if reopen_run_id is None:

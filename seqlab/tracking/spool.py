@@ -18,9 +18,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from seqlab.tracking.params import redact
+from seqlab.tracking.store import MAX_METRICS_PER_BATCH, add_tracking_uri_option, tracking_uri
 
 SPOOL_DIRNAME = "mlflow-spool"
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch request
 
 
 class Spool:
@@ -99,10 +99,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="seqlab-upload", description="Upload the metrics and artifacts a tracking server could not take at the time."
     )
     parser.add_argument("spools", nargs="+", type=Path, help=f"{SPOOL_DIRNAME} folders (or folders containing them)")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="default: $MLFLOW_TRACKING_URI")
+    add_tracking_uri_option(parser)
     args = parser.parse_args(argv)
-    if not args.tracking_uri:
-        parser.error("no tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI")
+    uri = tracking_uri(args.tracking_uri)
     from seqlab.errors import TrackingError
     from seqlab.tracking.server import check_reachable
 
@@ -110,14 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     if not spools:
         parser.error(f"no spool (a folder with run.json) under {', '.join(map(str, args.spools))}")
     try:
-        check_reachable(args.tracking_uri)
+        check_reachable(uri)
     except TrackingError as err:
         print(f"seqlab-upload: {err}", file=sys.stderr)
         sys.exit(1)
-    client = MlflowClient(args.tracking_uri)
+    client = MlflowClient(uri)
     for spool in spools:
         run_id = upload(spool, client)
-        print(f"seqlab-upload: {spool} -> run {run_id} in {redact(args.tracking_uri)}")
+        print(f"seqlab-upload: {spool} -> run {run_id} in {redact(uri)}")
 
 
 if __name__ == "__main__":

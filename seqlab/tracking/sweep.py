@@ -12,6 +12,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from seqlab import names
+from seqlab.tracking.params import redact
+from seqlab.tracking.provenance import run_tags
+from seqlab.tracking.store import MAX_PARAM_LENGTH, open_experiment, tracking_uri
 
 PARENT_RUN_ENV = "SEQLAB_PARENT_RUN_ID"
 TORCH_THREADS_ENV = "SEQLAB_TORCH_THREADS"  # threads per job in a parallel sweep (cores / n_jobs)
@@ -36,7 +39,8 @@ def sweep_job_tags() -> dict[str, str]:
 
 
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
-    """The override list of every job the basic sweeper makes of the command line's overrides."""
+    """The override list of every job the basic sweeper makes of the command line's overrides
+    (the one place seqlab asks Hydra how a sweep splits into jobs: preflight checks the same jobs)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     return [job for batch in BasicSweeper.split_arguments(parse(overrides), None) for job in batch]
@@ -61,12 +65,8 @@ def start_sweep(config: DictConfig) -> str:
     """Create the parent run (named after the sweep, its overrides as params); returns its id."""
     from mlflow.entities import Param
 
-    from seqlab.tracking.params import redact
-    from seqlab.tracking.run import open_experiment, resolve_tracking_uri, run_tags
-
     overrides = [o for o in config.hydra.overrides.task]
-    uri = resolve_tracking_uri(config.tracking.uri)
-    client, experiment_id = open_experiment(uri, config.tracking.experiment)
+    client, experiment_id = open_experiment(tracking_uri(config.tracking.uri), config.tracking.experiment)
     n_jobs = len(sweep_jobs(overrides))
     swept = [o.input_line for o in parse(overrides) if o.is_sweep_override()]
     name = " ".join(["sweep", *swept])  # the sweep's name: what varies (every override is a param)
@@ -77,7 +77,7 @@ def start_sweep(config: DictConfig) -> str:
         key, _, value = override.partition("=")
         params[key.lstrip("+~")] = redact(value)
     if params:
-        client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+        client.log_batch(run.info.run_id, params=[Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()])
     os.environ[PARENT_RUN_ENV] = run.info.run_id
     launcher = config.hydra.get("launcher") or {}
     threads = threads_per_job(launcher.get("n_jobs"))
@@ -115,10 +115,8 @@ def end_sweep(config: DictConfig, parent_run_id: str) -> str:
     could end it (joblib stops its workers on Ctrl-C or SIGTERM): it is ended here, KILLED. The parent
     is KILLED when any job was stopped by a signal, FAILED when any other did not finish.
     """
-    from seqlab.tracking.run import open_experiment, resolve_tracking_uri
-
     os.environ.pop(PARENT_RUN_ENV, None)
-    client, experiment_id = open_experiment(resolve_tracking_uri(config.tracking.uri), config.tracking.experiment)
+    client, experiment_id = open_experiment(tracking_uri(config.tracking.uri), config.tracking.experiment)
     children = job_runs(client, experiment_id, parent_run_id)
     for i, run in enumerate(children):
         if run.info.status == "RUNNING":

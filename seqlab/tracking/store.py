@@ -1,0 +1,99 @@
+"""Which MLflow store a command uses, how to open it, and the limits of its requests.
+
+Every console script (`seqlab`, `seqlab-rerun`, `seqlab-compare`, `seqlab-upload`, the reports) and the
+Hydra callbacks find the store with `tracking_uri`, so one command line means one store everywhere.
+Light on purpose: MLflow is imported only when a store is opened.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from seqlab.errors import TrackingError
+from seqlab.tracking.params import redact
+from seqlab.tracking.server import check_reachable
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+DEFAULT_STORE = Path("outputs") / "mlflow.db"  # under the cwd: where `mlflow ui` started there looks too
+TRACKING_URI_HELP = f"the MLflow store (default: ${TRACKING_URI_ENV}, else sqlite:///{DEFAULT_STORE} under the cwd)"
+
+# MLflow's limits for one log_batch request, and for one value.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+MAX_TAG_LENGTH = 5000
+
+
+def tracking_uri(given: str | None) -> str:
+    """`given` (tracking.uri or --tracking-uri), else $MLFLOW_TRACKING_URI, else outputs/mlflow.db under the cwd."""
+    return given or os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
+
+
+def add_tracking_uri_option(parser: argparse.ArgumentParser) -> None:
+    """--tracking-uri, the same in every console script; resolve its value with `tracking_uri`."""
+    parser.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def as_typed(script: str) -> str:
+    """How to call one of this environment's console scripts from the cwd: its bare name when the shell
+    finds that one, else its path (after `make run`, .venv is not activated: `.venv/bin/mlflow`)."""
+    beside = Path(sys.executable).parent / script
+    on_path = shutil.which(script)
+    if not beside.exists() or (on_path is not None and os.path.samefile(on_path, beside)):
+        return script
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
+def ui_command(uri: str) -> str:
+    """The command that opens this store in the MLflow UI, with a path relative to the cwd when it can."""
+    db = sqlite_path(uri)
+    if db is not None:
+        try:
+            uri = f"sqlite:///{db.resolve().relative_to(Path.cwd())}"
+        except ValueError:
+            pass
+        return f"{as_typed('mlflow')} ui --backend-store-uri {uri}"
+    return f"open {redact(uri)} in a browser"
+
+
+def open_experiment(uri: str, experiment: str) -> "tuple[MlflowClient, str]":
+    """The client and id of `experiment`, created if missing (artifacts beside a SQLite store)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    db = sqlite_path(uri)
+    artifact_location = None
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        artifact_location = (db.resolve().parent / "mlartifacts").as_uri()
+    check_reachable(uri)  # a dead server: a clear error in seconds, not minutes of MLflow retries
+    client = MlflowClient(uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            return client, found.experiment_id
+        try:
+            return client, client.create_experiment(experiment, artifact_location=artifact_location)
+        except MlflowException:  # created meanwhile by a parallel job
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return client, found.experiment_id
+    except MlflowException as exc:
+        raise TrackingError(
+            f"Cannot use the MLflow tracking store {redact(uri)} (tracking.uri): {exc}. "
+            f"Check tracking.uri / {TRACKING_URI_ENV} and that the store is reachable and writable."
+        ) from exc
