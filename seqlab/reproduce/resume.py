@@ -17,7 +17,7 @@ from seqlab import names
 from seqlab.errors import TrackingError
 from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
 from seqlab.tracking.params import redact
-from seqlab.tracking.run import as_typed, resolve_tracking_uri
+from seqlab.tracking.store import as_typed, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,29 @@ class ResumePoint:
 def _train_again(run_id: str, uri: str) -> str:
     """What a refused resume suggests instead: a rerun, as a command that runs as printed (this environment's
     script, and the run's store when it is not the one seqlab-rerun reads by default)."""
-    store = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {redact(uri)}"
+    store = "" if uri == tracking_uri(None) else f" --tracking-uri {redact(uri)}"
     return f"`{as_typed('seqlab-rerun')}{store} {run_id}` trains it again as a new run."
+
+
+def load_checkpoint(checkpoint: Path, run_id: str, instead: str) -> dict:
+    """The checkpoint as tensors and plain values (weights_only: unpickling never runs code from the
+    file), or a TrackingError saying why it cannot be, raised before the run is touched."""
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickled code refused, a cut or corrupt file: all one answer to the user
+        reason = " ".join(str(exc).split())[:300]
+        raise TrackingError(
+            f"Cannot resume run '{run_id}': its checkpoint {checkpoint} does not load as tensors and plain values "
+            f"(torch.load with weights_only=True: {type(exc).__name__}: {reason}). It is damaged, or holds pickled "
+            "objects that seqlab will not run code to rebuild; the run was left as it is. Restore that file from "
+            f"a copy you trust; otherwise {instead}"
+        ) from exc
 
 
 def resume_point(cfg: DictConfig) -> ResumePoint:
     """Find the run named by cfg.resume and its last checkpoint, or say clearly why it cannot resume."""
     run_id = str(cfg.resume)
-    uri = resolve_tracking_uri(cfg.tracking.uri)
+    uri = tracking_uri(cfg.tracking.uri)
     client = MlflowClient(uri)
     run = get_run(client, run_id, "resume")
     status = run.info.status
@@ -64,7 +79,7 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
             f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it stopped "
             f"before its first epoch ended, or the folder was removed). {_train_again(run_id, uri)}"
         )
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = load_checkpoint(checkpoint, run_id, _train_again(run_id, uri))
     owner = state.get(names.CHECKPOINT_RUN_ID)
     if owner != run_id:
         raise TrackingError(
