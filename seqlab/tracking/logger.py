@@ -5,7 +5,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, ClassVar
 
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
@@ -13,11 +13,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from seqlab.tracking.spool import Spool
+from seqlab.tracking.store import MAX_METRICS_PER_BATCH
 
 log = logging.getLogger(__name__)
 RETRY_EVERY_S = 2.0  # while the store does not answer, how often the sender tries the oldest batch again
-MAX_METRICS_PER_REQUEST = 1000  # MLflow's limit for one log_batch
-SEND_EVERY_S = 1.0  # at most one write a second: what arrives meanwhile goes in the same request
 
 
 class MlflowMetricLogger(Logger):
@@ -31,14 +30,16 @@ class MlflowMetricLogger(Logger):
 
     The sender writes at most once every `send_every_s`: with log_every_n_steps=1 a write per step
     would have the store (a server sharing the machine, or SQLite) and the sender's own Python compete
-    with training for the CPU and the GIL (`seqlab-bench logging`). `flush` cuts the wait short.
+    with training for the CPU and the GIL. `flush` cuts the wait short. A subclass may set other values
+    of `send_every_s` and `poll_s`.
     """
 
-    def __init__(
-        self, client: MlflowClient, run_id: str, spool: Spool | None = None, send_every_s: float = SEND_EVERY_S
-    ) -> None:
+    send_every_s: ClassVar[float] = 1.0  # what arrives meanwhile goes in the same request
+    poll_s: ClassVar[float] = 0.02  # how often `flush` looks whether the sender is done
+
+    def __init__(self, client: MlflowClient, run_id: str, spool: Spool | None = None) -> None:
         super().__init__()
-        self.client, self.run_id, self.spool, self.send_every_s = client, run_id, spool, send_every_s
+        self.client, self.run_id, self.spool = client, run_id, spool
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # (step, value) of every metric logged
         self.store_error: str | None = None  # the last failure while the store is not answering
         self._queue: queue.Queue[list[Metric]] = queue.Queue()
@@ -93,7 +94,7 @@ class MlflowMetricLogger(Logger):
     def _send_unsent(self) -> None:
         while self._unsent:
             n, size = 0, 0  # the oldest batches that fit in one request (at least one)
-            while n < len(self._unsent) and (n == 0 or size + len(self._unsent[n]) <= MAX_METRICS_PER_REQUEST):
+            while n < len(self._unsent) and (n == 0 or size + len(self._unsent[n]) <= MAX_METRICS_PER_BATCH):
                 size += len(self._unsent[n])
                 n += 1
             try:
@@ -118,15 +119,14 @@ class MlflowMetricLogger(Logger):
         """Metric batches logged but not yet written."""
         return self._queue.unfinished_tasks + len(self._unsent)
 
-    def flush(self, wait_s: float | None = None, poll_s: float = 0.02) -> bool:
-        """Wait until every metric is written (True), or until wait_s passed with some unsent (False),
-        looking every poll_s (the overhead benchmark, which times the wait, looks more often)."""
+    def flush(self, wait_s: float | None = None) -> bool:
+        """Wait until every metric is written (True), or until wait_s passed with some unsent (False)."""
         deadline = None if wait_s is None else time.monotonic() + wait_s
         while self.pending():
             self._hurry.set()
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            time.sleep(poll_s)
+            time.sleep(self.poll_s)
         return True
 
     @rank_zero_only
