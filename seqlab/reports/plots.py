@@ -41,23 +41,59 @@ def learning_curves(history: dict[str, list[tuple[int, float]]], path: Path, tit
     return save(fig, path)
 
 
-def predictions_vs_truth(x: np.ndarray, truth: np.ndarray, predicted: np.ndarray, kind: str, path: Path, title: str) -> Path:
-    """Test examples: regression as predicted-vs-true scatter (and univariate inputs with their targets),
-    classification as predicted vs true class, multi-label as truth and prediction pictures side by side."""
+N_SHOWN = 16  # test examples drawn step by step in a per-step classification picture
+
+
+def predictions_vs_truth(
+    x: np.ndarray,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    kind: str,
+    path: Path,
+    title: str,
+    mask: np.ndarray | None = None,
+    threshold: float | None = None,
+) -> Path:
+    """The picture of test predictions `predictions_figure` draws, saved as `path`."""
+    return save(predictions_figure(x, truth, predicted, kind, title, mask, threshold), path)
+
+
+def predictions_figure(
+    x: np.ndarray,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    kind: str,
+    title: str,
+    mask: np.ndarray | None = None,
+    threshold: float | None = None,
+) -> "plt.Figure":
+    """Test predictions against the truth, drawn as the task's kind and the tensors' shapes call for.
+
+    similarity: `predicted` holds each pair's distance (B,), `truth` +1 for a same-class pair and -1 for
+    another; the two histograms of distances with the decision `threshold`. classification with per-step
+    targets (truth (B, T), scores (B, T, C)): accuracy at each step position, and true against predicted
+    symbols of a few examples; per sequence: predicted vs true class. multi-label: truth and prediction
+    pictures side by side. Regression: predicted-vs-true scatter (and univariate inputs with their
+    targets). `mask` (B, T) marks the steps that carry truth (padding does not).
+    """
+    if kind == "similarity":
+        return _pair_distances(truth, predicted, title, threshold)
+    if kind == "classification" and truth.ndim == 2 and predicted.ndim == 3:
+        return _per_step_classes(truth, predicted, title, mask)
     if kind == "classification":
         fig, ax = plt.subplots(figsize=(7, 3.6))
         shown = slice(0, min(64, len(truth)))
         ax.plot(truth.reshape(len(truth), -1)[shown, 0], "o", label="true class")
-        ax.plot(predicted.reshape(len(predicted), -1)[shown].argmax(-1) if predicted.ndim > 1 else predicted[shown], "x", label="predicted")
+        ax.plot(predicted[shown].argmax(-1) if predicted.ndim > 1 else predicted[shown], "x", label="predicted")
         ax.set(xlabel="test example", ylabel="class", title=title)
         ax.legend(loc=LEGEND_AT)
-        return save(fig, path)
+        return fig
     if kind == "multi-label" and truth.ndim == 3:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         for ax, image, label in ((axes[0], truth[0], "truth"), (axes[1], predicted[0], "prediction")):
             ax.imshow(np.asarray(image, dtype=float).T, aspect="auto", origin="lower", cmap="magma")
             ax.set(xlabel="time step", ylabel="label", title=f"{title}: {label} (test example 0)")
-        return save(fig, path)
+        return fig
     univariate = x.ndim == 3 and x.shape[-1] == 1 and truth.ndim == 2
     fig, axes = plt.subplots(1, 1 + univariate, figsize=(5 + 6 * univariate, 3.8), squeeze=False)
     t, p = truth.reshape(-1), predicted.reshape(-1)[: truth.size]
@@ -75,4 +111,39 @@ def predictions_vs_truth(x: np.ndarray, truth: np.ndarray, predicted: np.ndarray
             ax.plot(after, predicted[i], "x", color="k", label="prediction" if i == 0 else None)
         ax.set(xlabel="time step", title="test examples: input, truth and prediction")
         ax.legend(loc=LEGEND_AT)
-    return save(fig, path)
+    return fig
+
+
+def _per_step_classes(truth: np.ndarray, scores: np.ndarray, title: str, mask: np.ndarray | None) -> "plt.Figure":
+    """Accuracy at each step position over the test examples, and true and predicted symbols of a few."""
+    predicted = scores.argmax(-1)  # (B, T)
+    carries = np.ones(truth.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    right = (predicted == truth) & carries
+    with np.errstate(invalid="ignore"):
+        accuracy = right.sum(0) / carries.sum(0)  # (T,): nan where no example has that step
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    axes[0].plot(np.arange(truth.shape[1]), accuracy, marker="o", ms=3)
+    axes[0].set(xlabel="time step", ylabel="accuracy", ylim=(-0.02, 1.02), title=f"{title}: accuracy by step")
+    shown = slice(0, min(N_SHOWN, len(truth)))
+    n_classes = scores.shape[-1]
+    for ax, symbols, label in ((axes[1], truth, "true symbols"), (axes[2], predicted, "predicted symbols")):
+        image = np.ma.masked_array(symbols[shown], mask=~carries[shown])
+        drawn = ax.imshow(image, aspect="auto", cmap="tab20", vmin=0, vmax=max(n_classes - 1, 1), interpolation="nearest")
+        ax.set(xlabel="time step", ylabel="test example", title=label)
+    fig.colorbar(drawn, ax=axes[1:], label="symbol")
+    return fig
+
+
+def _pair_distances(truth: np.ndarray, distance: np.ndarray, title: str, threshold: float | None) -> "plt.Figure":
+    """How far apart the encoder puts same-class and different-class pairs, and where it draws the line."""
+    if distance.ndim != 1:
+        raise ValueError(f"a similarity picture needs one distance per pair (shape (B,)), got shape {distance.shape}")
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    bins = np.histogram_bin_edges(distance, bins=30)
+    ax.hist(distance[truth > 0], bins=bins, alpha=0.6, label="same class")
+    ax.hist(distance[truth <= 0], bins=bins, alpha=0.6, label="different classes")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:g}")
+    ax.set(xlabel="distance between the pair's encodings", ylabel="test pairs", title=f"{title}: pair distances")
+    ax.legend(loc=LEGEND_AT)
+    return fig
