@@ -187,3 +187,31 @@ def test_the_plot_marks_the_papers_number_on_each_row(tracking_uri, tmp_path, mo
     # rows best first: gru (0.2), lstm (0.155); rnn ran on another dataset, so no mark
     assert sorted((round(s[0][0] + 0.4), s[0][1]) for s in marks) == [(0, 0.2), (1, 0.155)]
     assert "A paper, Table 9" in [t.get_text() for t in left.get_legend().get_texts()]
+
+
+def _tagged_sweep(client: MlflowClient, experiment: str, metric: str, values: dict[str, list[float]], tag: str) -> str:
+    """A sweep whose runs carry `metric` and the higher-is-better tag train.py sets from the metrics."""
+    parent = _sweep(client, experiment, {cell: [0.1] * len(v) for cell, v in values.items()})
+    for run in runs_to_compare(client, parent):
+        value = values[run.data.params["cell.name"]][int(run.data.params["seed"])]
+        client.log_metric(run.info.run_id, metric, value)
+        client.set_tag(run.info.run_id, names.HIGHER_IS_BETTER_TAG, tag)
+    return parent
+
+
+def test_a_metric_the_runs_tag_higher_is_better_ranks_the_highest_first(tracking_uri):
+    # a user's own metric: its name says nothing, the tag (from the metric's higher_is_better) does
+    client = MlflowClient(tracking_uri)
+    scores = {"gru": [0.9, 0.91, 0.92], "lstm": [0.5, 0.52, 0.51], "rnn": [0.2, 0.21, 0.22]}
+    parent = _tagged_sweep(client, "compare-score", "test/score", scores, "val/score,test/score")
+    comparison = compare(runs_to_compare(client, parent), "test/score")
+    assert [r.label for r in comparison.rows] == ["cell.name=gru", "cell.name=lstm", "cell.name=rnn"]
+
+
+def test_a_metric_not_in_the_tag_is_lower_is_better_whatever_its_name(tracking_uri):
+    # "recall" in the name once made seqlab-compare rank the largest error best
+    client = MlflowClient(tracking_uri)
+    errors = {"gru": [0.1, 0.11, 0.12], "lstm": [0.5, 0.52, 0.51], "rnn": [0.9, 0.91, 0.92]}
+    parent = _tagged_sweep(client, "compare-recall-error", "test/recall_error", errors, "val/accuracy,test/accuracy")
+    comparison = compare(runs_to_compare(client, parent), "test/recall_error")
+    assert [r.label for r in comparison.rows] == ["cell.name=gru", "cell.name=lstm", "cell.name=rnn"]

@@ -9,9 +9,9 @@ import argparse
 import csv
 import io
 import math
-import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from mlflow.entities import Run
 from scipy import stats
 
 from seqlab import names
+from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
 
 SIGNIFICANCE = 0.05
 # Params that differ between runs without making another configuration: how a run was seeded, tracked,
@@ -33,11 +34,22 @@ NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.",
                        "torch_threads", names.TORCH_THREADS, "published.")
 PUBLISHED_SETTING = "published.setting."  # + a config key: the value the paper's numbers assume
 IMPLIED = ("model.hidden_size", "model.head_hidden")  # what model.param_budget chooses per cell, in this order
-HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
+# Runs logged before seqlab tagged names.HIGHER_IS_BETTER_TAG: of the metrics seqlab logged then, only
+# accuracy is higher-is-better (the losses, mse, mae and nll are not), so that is all such a run can say.
+UNTAGGED_HIGHER_IS_BETTER = ("accuracy",)
 
 
-def higher_is_better(metric: str) -> bool:
-    return any(word in metric.rsplit("/", 1)[-1].lower() for word in HIGHER_IS_BETTER)
+def higher_is_better(metric: str, runs: Iterable[Run]) -> bool:
+    """Whether a larger `metric` is better, as the runs' tag names.HIGHER_IS_BETTER_TAG says (each metric's
+    own torchmetrics `higher_is_better`, recorded at training time): never guessed from the metric's name."""
+    for run in runs:
+        tag = run.data.tags.get(names.HIGHER_IS_BETTER_TAG)
+        if tag is None:
+            if metric.rsplit("/", 1)[-1] in UNTAGGED_HIGHER_IS_BETTER:
+                return True
+        elif metric in {key.strip() for key in tag.split(",")}:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ class Row:
             return ""
         if summary.ci_low <= self.published <= summary.ci_high:
             return "a tie (inside the 95% CI)"
-        ahead = (summary.mean > self.published) == higher_is_better(metric)
+        ahead = (summary.mean > self.published) == higher_is_better(metric, self.runs)
         return f"{'better' if ahead else 'short'} by {abs(summary.mean - self.published):.3g}"
 
 
@@ -194,7 +206,7 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
         else:  # the seeds of one row disagree (another preset version); show none rather than pick one
             row.unpublished = "its runs carry different published numbers"
         rows.append(row)
-    sign = -1.0 if higher_is_better(metric) else 1.0
+    sign = -1.0 if higher_is_better(metric, runs) else 1.0
     rows.sort(key=lambda r: sign * r.metrics[metric].mean if metric in r.metrics and not math.isnan(r.metrics[metric].mean) else math.inf)
     p_value = math.nan
     if len(rows) >= 2 and all(len(r.values.get(metric, [])) >= 2 for r in rows[:2]):
@@ -301,17 +313,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqlab-compare", description=__doc__.splitlines()[0])
     parser.add_argument("parent_run_id", nargs="?", help="the sweep's parent run (seqlab prints it)")
     parser.add_argument("--experiment", help="compare every finished run of this experiment instead")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="default: $MLFLOW_TRACKING_URI")
+    add_tracking_uri_option(parser)
     parser.add_argument("--metric", default=names.TEST_LOSS, help=f"the metric that ranks configurations (default {names.TEST_LOSS})")
     args = parser.parse_args(argv)
     if bool(args.parent_run_id) == bool(args.experiment):
         parser.error("give a PARENT_RUN_ID or --experiment NAME (one of them)")
     from seqlab.errors import SeqlabError
     from seqlab.tracking.params import redact
-    from seqlab.tracking.run import resolve_tracking_uri
     from seqlab.tracking.server import check_reachable
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = tracking_uri(args.tracking_uri)
     try:
         check_reachable(uri)
     except Exception as err:
