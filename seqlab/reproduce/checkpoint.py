@@ -64,11 +64,3 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
                 self._error = ex
 
         self._executor.submit(remove)
-
-    def wait(self) -> None:
-        """Block until every write and removal queued so far is done (the one worker takes them in order).
-
-        For the overhead benchmark, which charges seqlab's background writes to seqlab's own epoch.
-        """
-        if self._executor is not None:
-            self._executor.submit(lambda: None).result()

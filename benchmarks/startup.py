@@ -8,7 +8,7 @@ import time
 import subprocess
 from pathlib import Path
 
-from seqlab.bench.harness import python_command, report, wall
+from benchmarks.harness import checkout_env, python_command, report, wall
 
 
 def _seqlab() -> str:
@@ -18,10 +18,11 @@ def _seqlab() -> str:
 def time_to_first_step(workdir: Path, accelerator: str) -> float:
     stamp = workdir / "first_step.json"
     command = [_seqlab(), "debug=fast", f"trainer.accelerator={accelerator}", f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
-               "+callbacks.first_step._target_=seqlab.bench.clocks.FirstStepClock", f"+callbacks.first_step.path={stamp}",
+               "+callbacks.first_step._target_=benchmarks.clocks.FirstStepClock", f"+callbacks.first_step.path={stamp}",
                f"hydra.run.dir={workdir / 'run'}"]
     started = time.time()
-    subprocess.run(command, check=True, capture_output=True, cwd=workdir)
+    # checkout_env: the run's config names FirstStepClock, a class of benchmarks/, which is not installed
+    subprocess.run(command, check=True, capture_output=True, cwd=workdir, env=checkout_env())
     return json.loads(stamp.read_text())["first_step_at"] - started
 
 

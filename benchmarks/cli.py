@@ -1,4 +1,4 @@
-"""`seqlab-bench <name> [--quick] [--accelerator cpu|gpu]`: run one benchmark (or all) and print its ratio."""
+"""`python -m benchmarks <name> [--quick] [--accelerator cpu|gpu]`: run one benchmark (or all) and print its ratio."""
 
 import argparse
 import importlib
@@ -9,13 +9,13 @@ import warnings
 
 from seqlab.errors import SeqlabError
 
-BENCHMARKS = {
-    "overhead": "seqlab.bench.overhead",
-    "logging": "seqlab.bench.tracking_cost",
-    "data": "seqlab.bench.data_pipeline",
-    "sweep": "seqlab.bench.sweep",
-    "startup": "seqlab.bench.startup",
-    "cells": "seqlab.bench.cells",
+BENCHMARKS = {  # name -> the module whose run(quick, accelerator) prints it
+    "overhead": "benchmarks.overhead",
+    "logging": "benchmarks.tracking_cost",
+    "data": "benchmarks.data_pipeline",
+    "sweep": "benchmarks.sweep",
+    "startup": "benchmarks.startup",
+    "cells": "benchmarks.cells",
 }
 # The data benchmark times building batches, which happens on the CPU whatever trains on them.
 ON_GPU = [name for name in BENCHMARKS if name != "data"]
@@ -33,7 +33,7 @@ def _check_accelerator(name: str, accelerator: str) -> None:
     if not torch.cuda.is_available():
         raise SeqlabError(f"--accelerator gpu: torch {torch.__version__} sees no CUDA GPU "
                           f"(torch.cuda.is_available() is False). Run it on a machine with an NVIDIA GPU and a CUDA "
-                          f"build of torch, or leave out --accelerator (cpu); `seqlab-bench all` adds the GPU runs "
+                          f"build of torch, or leave out --accelerator (cpu); `python -m benchmarks all` adds the GPU runs "
                           f"by itself where there is a GPU.")
 
 
@@ -41,6 +41,8 @@ def _run_all(quick: bool, accelerator: str) -> None:
     """Each benchmark in a fresh process, as if run one by one: a benchmark sets process-wide torch state
     (the logging one runs torch on one thread), which the next one would otherwise measure under. Where
     torch sees a GPU (never required), the ones that train run again on it."""
+    from benchmarks.harness import checkout_env
+
     runs = [(name, accelerator) for name in BENCHMARKS if accelerator == "cpu" or name in ON_GPU]
     if accelerator == "cpu":
         import torch
@@ -50,17 +52,17 @@ def _run_all(quick: bool, accelerator: str) -> None:
     failed = []
     for name, on in runs:
         if on == "gpu":
-            print(f"== seqlab-bench {name} --accelerator gpu", flush=True)
-        command = [sys.executable, "-m", "seqlab.bench.cli", name, *(["--quick"] if quick else []),
+            print(f"== python -m benchmarks {name} --accelerator gpu", flush=True)
+        command = [sys.executable, "-m", "benchmarks", name, *(["--quick"] if quick else []),
                    *(["--accelerator", on] if on != "cpu" else [])]
-        if subprocess.run(command).returncode:
+        if subprocess.run(command, env=checkout_env()).returncode:
             failed.append(name if on == "cpu" else f"{name} (gpu)")
     if failed:
-        sys.exit(f"seqlab-bench all: {', '.join(failed)} failed (their messages are above)")
+        sys.exit(f"python -m benchmarks all: {', '.join(failed)} failed (their messages are above)")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="seqlab-bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("name", choices=[*BENCHMARKS, "all"])
     parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the benchmark works")
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
@@ -78,8 +80,4 @@ def main(argv: list[str] | None = None) -> None:
         else:
             importlib.import_module(BENCHMARKS[args.name]).run(args.quick, args.accelerator)
     except SeqlabError as exc:  # a missing data file, a bad override, no GPU: the message says what to do
-        sys.exit(f"seqlab-bench {args.name}: {exc}")
-
-
-if __name__ == "__main__":
-    main()
+        sys.exit(f"python -m benchmarks {args.name}: {exc}")

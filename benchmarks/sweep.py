@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from seqlab.bench.harness import report
+from benchmarks.harness import report
 
 JOBS = ["cell=rnn,lstm,gru", "seed=0,1"]  # 6 jobs
 QUICK_JOBS = ["cell=rnn,gru", "seed=0"]  # 2 jobs: enough to show both launchers still work

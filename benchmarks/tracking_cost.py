@@ -14,11 +14,11 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seqlab.bench.bare_loop import BareLoop
-from seqlab.bench.harness import bench_config, report
-from seqlab.bench.lockstep import Lockstep, median_interval, verdict
+from benchmarks.bare_loop import BareLoop
+from benchmarks.harness import bench_config, report, train_with
+from benchmarks.lockstep import Lockstep, median_interval, verdict
 from seqlab.tracking.server import QUIET_RUN_LINKS
-from seqlab.train import build, configured_callbacks, train
+from seqlab.train import build, configured_callbacks
 
 
 def free_port() -> int:
@@ -86,7 +86,7 @@ def untracked(cfg: DictConfig, lockstep: Lockstep) -> None:
 
 def run(quick: bool, accelerator: str = "cpu") -> float:
     """The ratio of the two sides' epochs, each side's epochs first taken over the bare PyTorch epochs run
-    beside them (`seqlab.bench.lockstep`, as the overhead benchmark pairs them).
+    beside them (`benchmarks.lockstep`, as the overhead benchmark pairs them).
 
     This VM's speed drifts by 10-30% within seconds, and whole runs taking turns read 0.96-1.19 in one
     run of three trials. Over the bare epoch beside it, each epoch's time no longer carries the drift:
@@ -115,10 +115,10 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
                 for side in ("server", "none") if trial % 2 == 0 else ("none", "server"):
                     (workdir := work / f"{side}{trial}").mkdir()
                     cfg = bench_config(workdir, [*overrides, *([f"tracking.uri={url}"] if side == "server" else [])])
-                    bare = BareLoop(cfg)  # built first: train() and untracked() seed again as they build
+                    bare = BareLoop(cfg)  # built first: train_with() and untracked() seed again as they build
                     lockstep = Lockstep(bare, bare_first=trial % 2 == 1)
                     if side == "server":
-                        train(cfg, extra_callbacks=[lockstep])
+                        train_with(cfg, lockstep)
                     else:
                         untracked(cfg, lockstep)
                     seconds[side] += lockstep.seconds[1:]  # without the warm-up epoch (the server's too)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import seqlab_env
+from benchmarks.harness import checkout_env
+from tests.conftest import seqlab_env
 
 
 @pytest.mark.parametrize("name", ["overhead", "logging", "data", "startup", "sweep", "cells"])
@@ -20,8 +21,9 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     if name == "overhead":  # its workloads include the JSB and Nottingham presets
         data_cache("JSB_Chorales.mat", "Nottingham.mat")
     done = subprocess.run(
-        [sys.executable, "-m", "seqlab.bench.cli", name, "--quick"],
-        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "benchmarks", name, "--quick"],  # from another folder, as checkout_env allows
+        cwd=tmp_path, env=seqlab_env(tmp_path) | {"PYTHONPATH": checkout_env()["PYTHONPATH"]}, capture_output=True,
+        text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
@@ -31,7 +33,7 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     assert not re.search(r"\bINFO\b", done.stdout + done.stderr), done.stdout + done.stderr
     assert "View run" not in done.stdout, done.stdout  # MLflow's links as each run against a server ends
     if name == "overhead":  # every workload, with its "Lightning alone" side and checkpoint wait (README)
-        from seqlab.bench.overhead import REPORTED, WORKLOADS
+        from benchmarks.overhead import REPORTED, WORKLOADS
 
         assert done.stdout.count("Lightning alone (no logger") == len(WORKLOADS) == 4
         waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
@@ -79,7 +81,7 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
 def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch):
     # trainer.limit_train_batches / limit_val_batches cut both sides alike (quick mode relies on it), and
     # the bare loop reports the training steps it took.
-    from seqlab.bench import bare_loop
+    from benchmarks import bare_loop
 
     indexed = {"train": 0, "val": 0}
 
@@ -106,35 +108,12 @@ def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch
     assert (len(run.seconds), run.steps, indexed) == (2, 3, {"train": 6, "val": 4})
 
 
-def test_the_bare_loop_trains_exactly_what_seqlab_trains(make_cfg, tmp_path):
-    # The overhead ratio is only about the machinery if both sides compute the same thing: same
-    # initial weights, batches, loss, clipping, optimizer steps and torch numerics (deterministic
-    # mode, set by seqlab.train.build for both). Without dropout nothing random is left, so after
-    # two epochs (validation in between) the weights of seqlab's last.ckpt and the bare loop's
-    # last.pt are equal. It fails if, say, the bare loop skipped the clipping.
-    import torch
-
-    from seqlab.bench.bare_loop import train_bare
-    from seqlab.train import train
-
-    cfg = make_cfg("trainer.max_epochs=2", "trainer.gradient_clip_val=0.05", "optimizer.lr=0.01")
-    train(cfg)
-    seqlab_state = torch.load(Path(cfg.callbacks.last_checkpoint.dirpath) / "last.ckpt", weights_only=False)
-    train_bare(cfg, checkpoint_dir=tmp_path / "bare")
-    bare_state = torch.load(tmp_path / "bare" / "last.pt", weights_only=True)
-    seqlab_weights = {k.removeprefix("net."): v for k, v in seqlab_state["state_dict"].items() if k.startswith("net.")}
-    assert seqlab_weights.keys() == bare_state["model"].keys()
-    moved = [k for k, v in seqlab_weights.items() if not torch.equal(v, bare_state["model"][k])]
-    assert not moved, moved
-    assert bare_state["epoch"] == seqlab_state["epoch"] == 1
-
-
 def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_path):
-    # The like-for-like baseline of `seqlab-bench overhead`: a loop that can resume saves its state
+    # The like-for-like baseline of `python -m benchmarks overhead`: a loop that can resume saves its state
     # every epoch, as seqlab's last.ckpt and best checkpoint do.
     import torch
 
-    from seqlab.bench.bare_loop import train_bare
+    from benchmarks.bare_loop import train_bare
 
     cfg = make_cfg("trainer.max_epochs=3")
     run = train_bare(cfg, checkpoint_dir=tmp_path / "bare")
@@ -153,7 +132,7 @@ def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_p
 
 @pytest.mark.parametrize("before", [None, "false"])
 def test_the_throwaway_server_quiets_run_links_only_while_it_runs(before, tmp_path, monkeypatch):
-    from seqlab.bench.tracking_cost import mlflow_server
+    from benchmarks.tracking_cost import mlflow_server
     from seqlab.tracking.server import QUIET_RUN_LINKS
 
     if before is None:
@@ -171,7 +150,7 @@ def test_all_runs_each_benchmark_in_its_own_process_and_fails_if_one_does(monkey
     # in the same process; and one failure fails the whole run, naming it.
     from types import SimpleNamespace
 
-    from seqlab.bench import cli
+    from benchmarks import cli
 
     commands = []
 
@@ -181,9 +160,9 @@ def test_all_runs_each_benchmark_in_its_own_process_and_fails_if_one_does(monkey
 
     monkeypatch.setattr(cli.subprocess, "run", fake_run)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(SystemExit, match="seqlab-bench all: data failed"):
+    with pytest.raises(SystemExit, match="python -m benchmarks all: data failed"):
         cli.main(["all", "--quick"])
-    assert commands == [[sys.executable, "-m", "seqlab.bench.cli", name, "--quick"] for name in cli.BENCHMARKS]
+    assert commands == [[sys.executable, "-m", "benchmarks", name, "--quick"] for name in cli.BENCHMARKS]
     assert "cells" in cli.BENCHMARKS
 
 
@@ -192,14 +171,14 @@ def test_all_runs_the_training_benchmarks_again_on_a_gpu_where_torch_sees_one(mo
     # data benchmark builds batches on the CPU whatever trains on them, so it runs once.
     from types import SimpleNamespace
 
-    from seqlab.bench import cli
+    from benchmarks import cli
 
     commands = []
     monkeypatch.setattr(cli.subprocess, "run", lambda command, **kwargs: commands.append(command) or SimpleNamespace(returncode=0))
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     cli.main(["all"])
-    on_cpu = [[sys.executable, "-m", "seqlab.bench.cli", name] for name in cli.BENCHMARKS]
-    on_gpu = [[sys.executable, "-m", "seqlab.bench.cli", name, "--accelerator", "gpu"]
+    on_cpu = [[sys.executable, "-m", "benchmarks", name] for name in cli.BENCHMARKS]
+    on_gpu = [[sys.executable, "-m", "benchmarks", name, "--accelerator", "gpu"]
               for name in ("overhead", "logging", "sweep", "startup", "cells")]
     assert commands == on_cpu + on_gpu
     assert capsys.readouterr().out.count("--accelerator gpu") == 5  # each GPU run is announced
@@ -207,21 +186,21 @@ def test_all_runs_the_training_benchmarks_again_on_a_gpu_where_torch_sees_one(mo
 
 @pytest.mark.parametrize("name", ["overhead", "cells", "all"])
 def test_accelerator_gpu_without_a_gpu_fails_before_running_anything(name, monkeypatch):
-    from seqlab.bench import cli
+    from benchmarks import cli
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("ran a benchmark"))
     monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
-    with pytest.raises(SystemExit, match=rf"seqlab-bench {name}: --accelerator gpu: torch \S+ sees no CUDA GPU"):
+    with pytest.raises(SystemExit, match=rf"python -m benchmarks {name}: --accelerator gpu: torch \S+ sees no CUDA GPU"):
         cli.main([name, "--accelerator", "gpu"])
 
 
 def test_the_data_benchmark_refuses_a_gpu_naming_those_that_take_one(monkeypatch):
-    from seqlab.bench import cli
+    from benchmarks import cli
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
-    with pytest.raises(SystemExit, match="seqlab-bench data: --accelerator gpu: the data benchmark times work done "
+    with pytest.raises(SystemExit, match="python -m benchmarks data: --accelerator gpu: the data benchmark times work done "
                                          "on the CPU .* overhead, logging, sweep, startup, cells"):
         cli.main(["data", "--accelerator", "gpu"])
 
@@ -230,7 +209,7 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
     # On a GPU the bare loop must train there too, or the overhead ratio would compare devices.
     import torch
 
-    from seqlab.bench.bare_loop import to_device, training_device
+    from benchmarks.bare_loop import to_device, training_device
     from seqlab.errors import ConfigError
 
     def device(accelerator, cuda):
@@ -271,7 +250,7 @@ def test_the_median_interval_is_the_sign_tests():
     # The overhead benchmark says "within 5%", "over 5%" or "not resolved" from this interval. For 25
     # values the 95% interval of the median is the 8th to the 18th (tables of the sign test); too few
     # values give none rather than a range passed off as one.
-    from seqlab.bench.lockstep import median_interval
+    from benchmarks.lockstep import median_interval
 
     assert median_interval([float(v) for v in range(25, 0, -1)]) == (13.0, (8.0, 18.0))
     assert median_interval([float(v) for v in range(1, 28)]) == (14.0, (8.0, 20.0))
@@ -280,7 +259,7 @@ def test_the_median_interval_is_the_sign_tests():
 
 def test_the_overhead_verdict_calls_5_percent_only_when_the_interval_is_clear_of_it():
     # The README's answer on bai2018_jsb ("over 5%") and a noisy run's "not resolved" come from here.
-    from seqlab.bench.lockstep import verdict
+    from benchmarks.lockstep import verdict
 
     assert verdict((1.01, 1.049)).endswith(": within 5%")
     assert verdict((1.051, 1.2)).endswith(": over 5%")
@@ -291,7 +270,7 @@ def test_the_overhead_verdict_calls_5_percent_only_when_the_interval_is_clear_of
 
 
 class _SleepingBareLoop:
-    """Stands in for seqlab.bench.bare_loop.BareLoop: each epoch sleeps, and records when it ran."""
+    """Stands in for benchmarks.bare_loop.BareLoop: each epoch sleeps, and records when it ran."""
 
     def __init__(self, events: list, seconds: float) -> None:
         self.events, self.seconds, self.intervals = events, seconds, []
@@ -314,7 +293,7 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
     import lightning as L
     from lightning.pytorch.demos.boring_classes import BoringModel
 
-    from seqlab.bench.lockstep import Lockstep
+    from benchmarks.lockstep import Lockstep
 
     events = []
 
@@ -353,9 +332,9 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
     from lightning.pytorch.plugins.io import TorchCheckpointIO
     from mlflow import MlflowClient
 
-    from seqlab.bench.lockstep import Lockstep
-    from seqlab.tracking.logger import SEND_EVERY_S
-    from seqlab.train import train
+    from benchmarks.harness import drainable_checkpoints, train_with
+    from benchmarks.lockstep import Lockstep
+    from seqlab.tracking.logger import MlflowMetricLogger
 
     writes, lock = [], threading.Lock()
 
@@ -373,19 +352,20 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
     monkeypatch.setattr(MlflowClient, "log_batch", timed(MlflowClient.log_batch))
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", timed(TorchCheckpointIO.save_checkpoint))
 
-    class Cadence(L.Callback):  # the metric sender's pause, read once the run is over
+    class Cadence(L.Callback):  # the metric logger's class (its pace), read once the run is over
         def teardown(self, trainer, pl_module, stage):
-            self.after = trainer.logger.send_every_s
+            self.after = type(trainer.logger)
 
     cadence, bare = Cadence(), _SleepingBareLoop([], seconds=0.3)
     lockstep = Lockstep(bare)
     # six epochs take longer than the sender's one-second pause: unheld, it would write during a bare epoch
     cfg = make_cfg("trainer.max_epochs=6", "trainer.log_every_n_steps=1")
-    train(cfg, extra_callbacks=[cadence, lockstep])
+    drainable_checkpoints(cfg)
+    train_with(cfg, cadence, lockstep)
     assert len(bare.intervals) == len(lockstep.seconds) == 6 and len(writes) > 8
     overlapping = [(w, b) for w in writes for b in bare.intervals if w[0] < b[1] and b[0] < w[1]]
     assert not overlapping, overlapping
-    assert cadence.after == SEND_EVERY_S
+    assert cadence.after is MlflowMetricLogger
     runs = MlflowClient(cfg.tracking.uri).search_runs(
         [MlflowClient(cfg.tracking.uri).get_experiment_by_name(cfg.tracking.experiment).experiment_id])
     history = MlflowClient(cfg.tracking.uri).get_metric_history(runs[0].info.run_id, "val/loss")
@@ -397,19 +377,31 @@ def test_lockstep_gives_the_metric_sender_its_pace_back_when_the_run_fails(make_
     # owner marks it FAILED and flushes, and the sender has to write at its own pace again.
     import lightning as L
 
-    from seqlab.bench.lockstep import Lockstep
-    from seqlab.tracking.logger import SEND_EVERY_S
-    from seqlab.train import train
+    from benchmarks.harness import drainable_checkpoints, train_with
+    from benchmarks.lockstep import HeldMetricLogger, Lockstep
+    from seqlab.tracking.logger import MlflowMetricLogger
 
     class FailInSecondEpoch(L.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
             self.logger = trainer.logger
             if trainer.current_epoch == 1:
-                self.held = trainer.logger.send_every_s
+                self.held = type(trainer.logger)
                 raise RuntimeError("a failing epoch")
 
-    failing = FailInSecondEpoch()
+    failing, cfg = FailInSecondEpoch(), make_cfg("trainer.max_epochs=3")
+    drainable_checkpoints(cfg)
     with pytest.raises(RuntimeError, match="a failing epoch"):
-        train(make_cfg("trainer.max_epochs=3"), extra_callbacks=[Lockstep(_SleepingBareLoop([], 0.0)), failing])
-    assert failing.held > SEND_EVERY_S  # held while the pairing ran
-    assert failing.logger.send_every_s == SEND_EVERY_S
+        train_with(cfg, Lockstep(_SleepingBareLoop([], 0.0)), failing)
+    assert failing.held is HeldMetricLogger  # held while the pairing ran
+    assert HeldMetricLogger.send_every_s > MlflowMetricLogger.send_every_s
+    assert type(failing.logger) is MlflowMetricLogger and failing.logger.send_every_s == MlflowMetricLogger.send_every_s
+
+
+def test_lockstep_refuses_a_checkpoint_writer_it_cannot_wait_for(make_cfg):
+    # seqlab's own background writer has no wait: its writes would run into the bare epoch and be charged
+    # to the bare loop. The run's config must name DrainableCheckpointIO (bench_config does).
+    from benchmarks.harness import train_with
+    from benchmarks.lockstep import Lockstep
+
+    with pytest.raises(RuntimeError, match="Lockstep cannot wait for seqlab's background checkpoint writes"):
+        train_with(make_cfg(), Lockstep(_SleepingBareLoop([], 0.0)))

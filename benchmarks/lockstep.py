@@ -15,13 +15,21 @@ import time
 
 import lightning as L
 
-from seqlab.bench.bare_loop import BareLoop
-from seqlab.bench.clocks import synchronize
+from benchmarks.bare_loop import BareLoop
+from benchmarks.clocks import synchronize
+from benchmarks.harness import DrainableCheckpointIO
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.tracking.logger import MlflowMetricLogger
 
 TARGET = 0.05  # seqlab within 5% of its baseline (the overhead and logging benchmarks)
-HOLD_S = 3600.0  # the metric sender's pause while the run takes turns: it writes when the hand-over tells it to
+
+
+class HeldMetricLogger(MlflowMetricLogger):
+    """The run's metric logger while it takes turns with the bare loop: its sender writes when the
+    hand-over between epochs flushes it, and that flush, on the run's clock, looks often."""
+
+    send_every_s = 3600.0
+    poll_s = 0.0005
 
 
 class Lockstep(L.Callback):
@@ -34,11 +42,13 @@ class Lockstep(L.Callback):
     the checkpoints.
 
     seqlab's background work is charged to seqlab's epoch: before the clock stops, the checkpoint
-    writer's queued writes are waited for, and the metric sender, held otherwise, writes what is
-    queued once a second of the run's own time has gone by since it last wrote, as it does in a normal
-    run. Left alone, either would run during the bare loop's epoch, take the CPU from it and be
-    charged to it. Done on the clock, they no longer overlap seqlab's next epoch, so the ratio errs
-    against seqlab if anything.
+    writer's queued writes are waited for (the run's config names DrainableCheckpointIO in its place,
+    as `bench_config` composes it), and the metric sender, held otherwise, writes what is queued once
+    a second of the run's own time has gone by since it last wrote, as it does in a normal run (the
+    run's logger is a HeldMetricLogger while the run takes turns: the same object and queue, its class
+    swapped for that subclass, and back once the run ends). Left alone, either would run during the
+    bare loop's epoch, take the CPU from it and be charged to it. Done on the clock, they no longer
+    overlap seqlab's next epoch, so the ratio errs against seqlab if anything.
 
     It also times each epoch's validation, from on_validation_start to its own on_validation_end (so
     what callbacks before it do there, such as a ModelCheckpoint's save, counts too): the benchmark
@@ -52,11 +62,19 @@ class Lockstep(L.Callback):
         self._validation_started = 0.0
         self._started: float | None = None
         self._since_write = 0.0  # seconds of the run's own time since the metric sender last wrote
-        self._send_every_s: float | None = None
+        self._send_every_s: float | None = None  # the run's own pace, while its logger is held
+        self._logger_class: type[MlflowMetricLogger] = MlflowMetricLogger
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if isinstance(trainer.logger, MlflowMetricLogger):
-            self._send_every_s, trainer.logger.send_every_s = trainer.logger.send_every_s, HOLD_S
+        io = trainer.strategy.checkpoint_io
+        if isinstance(io, BackgroundCheckpointIO) and not isinstance(io, DrainableCheckpointIO):
+            raise RuntimeError("Lockstep cannot wait for seqlab's background checkpoint writes, whose time would "
+                               "fall in the bare loop's epoch: compose the config with benchmarks.harness.bench_config "
+                               "(or pass it through benchmarks.harness.drainable_checkpoints).")
+        logger = trainer.logger
+        if isinstance(logger, MlflowMetricLogger):
+            self._send_every_s, self._logger_class = logger.send_every_s, type(logger)
+            logger.__class__ = HeldMetricLogger
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._lap(trainer, pl_module)
@@ -84,13 +102,13 @@ class Lockstep(L.Callback):
         if self._started is None:
             return
         io = trainer.strategy.checkpoint_io
-        if isinstance(io, BackgroundCheckpointIO):
+        if isinstance(io, DrainableCheckpointIO):
             io.wait()
         logger = trainer.logger
         if self._send_every_s is not None and isinstance(logger, MlflowMetricLogger):
             self._since_write += time.perf_counter() - self._started
             if self._since_write >= self._send_every_s:
-                logger.flush(poll_s=0.0005)
+                logger.flush()
                 self._since_write = 0.0
         synchronize(pl_module.device)
         self.seconds.append(time.perf_counter() - self._started)
@@ -99,9 +117,10 @@ class Lockstep(L.Callback):
             self.bare.epoch()
 
     def _release(self, trainer: L.Trainer) -> None:
-        if self._send_every_s is not None and isinstance(trainer.logger, MlflowMetricLogger):
-            trainer.logger.send_every_s = self._send_every_s
-            trainer.logger.flush(wait_s=0)  # wakes the held sender if anything is queued; the run's owner flushes the rest
+        logger = trainer.logger
+        if self._send_every_s is not None and isinstance(logger, MlflowMetricLogger):
+            logger.__class__ = self._logger_class
+            logger.flush(wait_s=0)  # wakes the held sender if anything is queued; the run's owner flushes the rest
         self._send_every_s = None
 
 

@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset
 
-from seqlab.bench.harness import bench_config, report
+from benchmarks.harness import bench_config, report
 from seqlab.tasks.windows import WindowSplit
 
 
@@ -45,7 +45,7 @@ def _batches_per_second(loader, limit: int) -> tuple[float, int]:
 
 
 def run(quick: bool, accelerator: str = "cpu") -> float:
-    assert accelerator == "cpu", "batches are built on the CPU whatever trains on them (seqlab.bench.cli.ON_GPU)"
+    assert accelerator == "cpu", "batches are built on the CPU whatever trains on them (benchmarks.cli.ON_GPU)"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = bench_config(Path(tmp), ["task=ett", "task.dataset=ETTm1", "task.features=M", "task.batch_size=32"])
     task = instantiate(cfg.task)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from seqlab.bench.clocks import synchronize
+from benchmarks.clocks import synchronize
 from seqlab.config import CUDA_ACCELERATORS
 from seqlab.errors import ConfigError
 from seqlab.tasks.batching import EpochBatchSampler
@@ -63,7 +63,7 @@ class BareLoop:
     """The hand-written loop, one epoch (the training batches, then validation) per call of `epoch`.
 
     An object rather than one function so that the overhead benchmark can run its epochs in turn with a
-    seqlab run's (`seqlab.bench.lockstep`); `train_bare` runs them back to back.
+    seqlab run's (`benchmarks.lockstep`); `train_bare` runs them back to back.
 
     With `checkpoint_dir`, each epoch also ends as a hand-written loop that can resume would: the model
     and optimizer state saved to last.pt, and to best.pt when the validation loss improved, with

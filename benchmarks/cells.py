@@ -5,7 +5,7 @@ widths (model.param_budget), and their kernels differ in cost. Each cell here ta
 of seqlab's own network, loss and optimizer (from `seqlab.train.build`) on one fixed batch of the adding
 task, at the budgets of the reproduced papers (20k: Chung et al. 2014; 300k: Bai et al. 2018).
 
-With --accelerator gpu (never required; `seqlab-bench all` adds it where torch sees a GPU) it runs on
+With --accelerator gpu (never required; `python -m benchmarks all` adds it where torch sees a GPU) it runs on
 the GPU, where nn.RNN/LSTM/GRU all run cuDNN's fused kernels. On a CPU only the LSTM has a fused kernel
 (oneDNN's); the GRU and the tanh RNN step through ATen's cell loop, so the ranking can differ between
 the two and the device is printed. On a CPU it also times the LSTM with oneDNN off, to show how much of
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from seqlab.bench.bare_loop import to_device, train_step, training_device
-from seqlab.bench.clocks import synchronize
-from seqlab.bench.harness import bench_config, report
+from benchmarks.bare_loop import to_device, train_step, training_device
+from benchmarks.clocks import synchronize
+from benchmarks.harness import bench_config, report
 from seqlab.train import build
 
-CELLS = ("rnn", "gru", "lstm")
+CELLS = ("rnn", "gru", "lstm")  # conf/cell/<name>.yaml, composed as cell=<name>
 BUDGETS = (20_000, 300_000)
 REPORTED_BUDGET = 300_000
 
@@ -41,6 +41,7 @@ class Steps:
             cfg = bench_config(Path(tmp), [*overrides, "trainer.deterministic=false"])
             task, module = build(cfg)
         device = self.device = training_device(cfg)
+        self.cell = cfg.cell.name  # the name the run and its params show, as the config gives it
         self.batch_size = cfg.task.batch_size
         module.to(device)  # the loss too: a loss with weights holds them as buffers
         self.net, self.loss = module.net.train(), module.loss
@@ -86,9 +87,9 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
             print(f"  {budget:>7,} budget  lstm without oneDNN (torch.backends.mkldnn off): {seconds * 1000:8.2f} ms a step")
             continue
         if budget == REPORTED_BUDGET:
-            at_reported[cell] = seconds
+            at_reported[steps_of.cell] = seconds
         parameters = sum(p.numel() for p in steps_of.net.parameters())
-        print(f"  {budget:>7,} budget  {cell:4s} {steps_of.net.hidden_size:4d} units, {parameters:>7,} parameters: "
+        print(f"  {budget:>7,} budget  {steps_of.cell:4s} {steps_of.net.hidden_size:4d} units, {parameters:>7,} parameters: "
               f"{seconds * 1000:8.2f} ms a step, {steps_of.batch_size / seconds:9.0f} sequences/s")
     slowest, fastest = max(at_reported, key=at_reported.get), min(at_reported, key=at_reported.get)
     print(f"  at {REPORTED_BUDGET:,} parameters the {slowest} step takes {at_reported[slowest] / at_reported[fastest]:.2f}x "

@@ -12,7 +12,7 @@ run measures four workloads, each trained by both sides:
 - the bai2018_nottingham preset's LSTM (1M parameters, ~50 ms steps, the largest preset): where the fixed cost should
   fade, measured rather than extrapolated (3 epochs a trial: its epochs take seconds).
 
-seqlab's run takes turns with a bare loop epoch by epoch in one process (`seqlab.bench.lockstep`), and so
+seqlab's run takes turns with a bare loop epoch by epoch in one process (`benchmarks.lockstep`), and so
 does Lightning alone, so that each seqlab epoch has a bare epoch run a moment before or after it; the
 ratio is the median of these pairs' ratios, with a 95% interval that says whether 5% is met, missed or
 beyond what this machine's noise lets one run resolve. Each line also shows the difference per epoch
@@ -38,14 +38,26 @@ from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
+from benchmarks.bare_loop import BareLoop, training_device
+from benchmarks.harness import bench_config, report, train_with
+from benchmarks.lockstep import TARGET, Lockstep, median_interval, verdict
 from seqlab import names
-from seqlab.bench.bare_loop import BareLoop, training_device
-from seqlab.bench.harness import bench_config, report
-from seqlab.bench.lockstep import TARGET, Lockstep, median_interval, verdict
+from seqlab.models.module import SequenceModule
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
-from seqlab.train import build, train
+from seqlab.train import build
 
 WITHOUT_CHECKPOINTS = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null"]  # seqlab saving none
+
+
+class UnloggedModule(SequenceModule):
+    """seqlab's module as Lightning's barebones mode can train it: that mode refuses self.log, so here
+    logging does nothing; the steps, losses and metric updates are seqlab's own."""
+
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+    def log_dict(self, *args, **kwargs) -> None:
+        pass
 
 
 def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep, barebones: bool = False) -> None:
@@ -58,6 +70,8 @@ def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep, barebone
     self.log calls, so the two should read alike, and say whether seqlab's settings cost Lightning anything.
     """
     task, module = build(cfg)
+    if barebones:  # the module build() made, so the weights are the same; only its logging goes
+        module.__class__ = UnloggedModule
     barebones_settings = {"barebones": True, "log_every_n_steps": 0} if barebones else {}
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, default_root_dir=str(workdir),
                           callbacks=[lockstep], **barebones_settings)
@@ -85,7 +99,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
 
     In each trial seqlab's run and then Lightning alone (and, with `breakdown`, seqlab without its
     checkpoints between them and Lightning's barebones mode after) each take turns with a bare loop of
-    their own, epoch by epoch (`seqlab.bench.lockstep`); the bare epoch runs after the other's in even
+    their own, epoch by epoch (`benchmarks.lockstep`); the bare epoch runs after the other's in even
     trials and before it in odd ones, and the Lightning sides run in the reverse order in odd trials, so
     that no side always runs first. The first (warm-up) epoch of each run is left out.
     """
@@ -100,12 +114,12 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
             cfg = bench_config(Path(tmp), overrides)
             this_trial: list[float] = []
             for side in (sides if trial % 2 == 0 else sides[::-1]):
-                # the bare loop is built first: train() and lightning_alone() seed again as they build, so
+                # the bare loop is built first: train_with() and lightning_alone() seed again as they build, so
                 # both start from the weights they would start from alone
                 bare = BareLoop(cfg, checkpoint_dir=Path(tmp) / f"bare-{side}")
                 lockstep = Lockstep(bare, bare_first=trial % 2 == 1)
                 if side == "seqlab":
-                    train(cfg, extra_callbacks=[lockstep])
+                    train_with(cfg, lockstep)
                     last = Path(cfg.callbacks.last_checkpoint.dirpath) / names.LAST_CHECKPOINT
                     checkpoint_mb = last.stat().st_size / 2**20
                     background, synchronous = checkpoint_waits(last)  # timed apart, after the epochs
@@ -113,7 +127,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                     synchronous_waits.extend(synchronous)
                 elif side == "without checkpoints":
                     (workdir := Path(tmp) / "without-checkpoints").mkdir()
-                    train(bench_config(workdir, [*overrides, *WITHOUT_CHECKPOINTS]), extra_callbacks=[lockstep])
+                    train_with(bench_config(workdir, [*overrides, *WITHOUT_CHECKPOINTS]), lockstep)
                 else:
                     lightning_alone(cfg, Path(tmp), lockstep, barebones=side == "barebones")
                 steps = bare.steps

@@ -1,0 +1,1 @@
+"""Benchmarks (`python -m benchmarks <name>`): each measures seqlab against a baseline in one run and prints a ratio."""

@@ -1,1 +1,0 @@
-"""Benchmarks (`seqlab-bench <name>`): each measures seqlab against a baseline in one run and prints a ratio."""
