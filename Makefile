@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow test-all clean
+.PHONY: install run lint test test-fast bench-test clean
 
 install: $(STAMP)
 
@@ -19,14 +19,24 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/seqlab --multirun cell=rnn,lstm,gru
 
-test: install
-	$(BIN)/python -m pytest -m "not slow" -q
+# The lint tools' settings live in pyproject.toml ([tool.ruff], [tool.mypy]), their versions in constraints.txt.
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy seqlab
 
-test-slow: install
-	$(BIN)/python -m pytest -m slow -q
-
-test-all: install
+# The README's second command and what .ci/run runs: lint, then every test but the benchmarks.
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The inner loop: unit and contract tests, without the integration tests (an MLflow store, a
+# subprocess or a server; pyproject.toml's markers and tests/conftest.py say which those are).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration"
+
+# The benchmarks' own tests: short runs of each benchmark, kept out of `make test`.
+bench-test: install
+	$(BIN)/python -m pytest benchmarks/tests -q
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -25,6 +25,14 @@ TINY = [
 ]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the MLflow store is an integration test (`make test-fast` leaves it out), with no mark
+    to remember: the tracking_uri fixture, asked for directly or through make_cfg or client, says so."""
+    for item in items:
+        if "tracking_uri" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 def compose_config(overrides: list[str] = ()) -> DictConfig:
     """The real seqlab config as `seqlab <overrides>` would compose it."""
     GlobalHydra.instance().clear()
@@ -38,18 +46,23 @@ def tracking_uri(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
+def tiny_config(output_root: Path, tracking_uri: str, *overrides: str, tiny: bool = True) -> DictConfig:
+    """A tiny run of the real config that writes under output_root and, unless one is named, to a fresh experiment."""
+    cfg = compose_config([*(TINY if tiny else []), *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_root / f"job-{uuid.uuid4().hex[:8]}")
+        cfg.tracking.uri = tracking_uri
+        if "tracking.experiment" not in " ".join(overrides):
+            cfg.tracking.experiment = f"test-{uuid.uuid4().hex[:8]}"
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path, tracking_uri: str) -> Callable[..., DictConfig]:
     """Compose a tiny run of the real config that writes to tmp_path and a fresh experiment."""
 
     def make(*overrides: str, tiny: bool = True) -> DictConfig:
-        cfg = compose_config([*(TINY if tiny else []), *overrides])
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / f"job-{uuid.uuid4().hex[:8]}")
-            cfg.tracking.uri = tracking_uri
-            if "tracking.experiment" not in " ".join(overrides):
-                cfg.tracking.experiment = f"test-{uuid.uuid4().hex[:8]}"
-        return cfg
+        return tiny_config(tmp_path, tracking_uri, *overrides, tiny=tiny)
 
     return make
 

@@ -9,6 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
@@ -22,7 +23,7 @@ from seqlab.reproduce.resume import resume_point
 from seqlab.tasks.synthetic import SineTask
 from seqlab.train import train
 
-from conftest import compose_config, runs_of, seqlab_env
+from conftest import compose_config, runs_of, seqlab_env, tiny_config
 
 # Dropout between two layers: the per-epoch reseeding must replay it for a resume to match.
 SMALL = ["cell=gru", "model.num_layers=2", "model.dropout=0.3", "model.hidden_size=16", "task.window=20",
@@ -33,6 +34,11 @@ def val_test_metrics(run) -> dict[str, float]:
     return {k: v for k, v in run.data.metrics.items() if k.startswith((names.VAL, names.TEST))}
 
 
+def siblings(client: MlflowClient, run) -> list:
+    """Every run in the run's experiment, the run itself included."""
+    return client.search_runs([run.info.experiment_id], order_by=["start_time ASC"])
+
+
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
@@ -40,16 +46,24 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
 # --- rerun ---------------------------------------------------------------------------------------
 
 
-def test_rerun_repeats_the_run_exactly_as_a_new_run(make_cfg, client, tracking_uri, tmp_path, monkeypatch):
-    cfg = make_cfg(*SMALL, "trainer.max_epochs=2", "trainer.limit_train_batches=null")
+@pytest.fixture(scope="module")
+def original(tracking_uri, tmp_path_factory):
+    """One finished run that the rerun and resume tests below rerun, or refuse to resume (it is FINISHED)."""
+    cfg = tiny_config(tmp_path_factory.mktemp("original"), tracking_uri, *SMALL, "trainer.max_epochs=2",
+                      "trainer.limit_train_batches=null")
     train(cfg)
-    [original] = runs_of(client, cfg.tracking.experiment)
+    [run] = runs_of(MlflowClient(tracking_uri), cfg.tracking.experiment)
+    return run
+
+
+def test_rerun_repeats_the_run_exactly_as_a_new_run(original, client, tracking_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    before = {r.info.run_id for r in siblings(client, original)}
 
     new_id = rerun(original.info.run_id, [], tracking_uri)
 
-    runs = runs_of(client, cfg.tracking.experiment)
-    assert len(runs) == 2 and new_id != original.info.run_id
+    after = {r.info.run_id for r in siblings(client, original)}
+    assert after - before == {new_id} and new_id != original.info.run_id
     new = client.get_run(new_id)
     assert new.info.status == "FINISHED"
     assert new.data.tags[names.RERUN_OF] == original.info.run_id
@@ -62,13 +76,11 @@ def test_rerun_repeats_the_run_exactly_as_a_new_run(make_cfg, client, tracking_u
     assert new.data.params["paths.output_dir"].startswith(str(tmp_path / "outputs" / "reruns"))
 
 
-def test_rerun_with_overrides_changes_only_those(make_cfg, client, tracking_uri, tmp_path, monkeypatch):
-    cfg = make_cfg(*SMALL)
-    train(cfg)
-    [original] = runs_of(client, cfg.tracking.experiment)
+def test_rerun_with_overrides_changes_only_those(original, client, tracking_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
-    new = client.get_run(rerun(original.info.run_id, ["cell=lstm", "seed=3", "optimizer.lr=0.01"], tracking_uri))
+    new = client.get_run(rerun(original.info.run_id, ["cell=lstm", "seed=3", "optimizer.lr=0.01",
+                                                      "trainer.max_epochs=1"], tracking_uri))
 
     assert new.data.tags[names.RERUN_OF] == original.info.run_id
     assert new.data.params["cell.name"] == "lstm"
@@ -78,14 +90,15 @@ def test_rerun_with_overrides_changes_only_those(make_cfg, client, tracking_uri,
     assert new.data.metrics[names.VAL_LOSS] != original.data.metrics[names.VAL_LOSS]
 
 
-def test_rerun_warns_when_the_code_differs(make_cfg, client, tracking_uri, tmp_path, monkeypatch, caplog):
-    cfg = make_cfg(*SMALL, "trainer.limit_train_batches=1")
-    train(cfg)
-    [original] = runs_of(client, cfg.tracking.experiment)
-    client.set_tag(original.info.run_id, names.GIT_COMMIT, "0" * 40)
+def test_rerun_warns_when_the_code_differs(original, client, tracking_uri, tmp_path, monkeypatch, caplog):
+    run_id, commit = original.info.run_id, original.data.tags[names.GIT_COMMIT]
     monkeypatch.chdir(tmp_path)
-    with caplog.at_level("WARNING", logger="seqlab.rerun"):
-        rerun(original.info.run_id, [], tracking_uri)
+    client.set_tag(run_id, names.GIT_COMMIT, "0" * 40)
+    try:
+        with caplog.at_level("WARNING", logger="seqlab.rerun"):
+            rerun(run_id, ["trainer.max_epochs=1", "trainer.limit_train_batches=1"], tracking_uri)
+    finally:
+        client.set_tag(run_id, names.GIT_COMMIT, commit)  # the other tests rerun it too
     assert any("0" * 40 in r.getMessage() and "differs" in r.getMessage() for r in caplog.records)
 
 
@@ -101,20 +114,19 @@ def test_rerun_warns_when_the_code_differs(make_cfg, client, tracking_uri, tmp_p
         (["model.param_budget=9000", "model.hidden_size=8"], ["model.param_budget", "model.hidden_size", "one of them"]),
     ],
 )
-def test_rerun_refuses_bad_overrides_and_starts_nothing(overrides, words, make_cfg, client, tracking_uri, tmp_path,
+def test_rerun_refuses_bad_overrides_and_starts_nothing(overrides, words, original, client, tracking_uri, tmp_path,
                                                         monkeypatch):
-    cfg = make_cfg(*SMALL, "trainer.limit_train_batches=1")
-    train(cfg)
-    [original] = runs_of(client, cfg.tracking.experiment)
     monkeypatch.chdir(tmp_path)
+    runs_before = len(siblings(client, original))
     with pytest.raises(ConfigError) as err:
         rerun(original.info.run_id, overrides, tracking_uri)
     for word in words:
         assert word in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
-    assert len(runs_of(client, cfg.tracking.experiment)) == 1
+    assert len(siblings(client, original)) == runs_before
 
 
+@pytest.mark.integration
 def test_rerun_cli_unknown_run_is_one_clear_paragraph(tmp_path):
     db = tmp_path / "mlflow.db"
     done = subprocess.run(
@@ -166,10 +178,8 @@ def test_every_run_records_its_provenance(make_cfg, client, tmp_path):
     assert checkpoint[names.CHECKPOINT_RUN_ID] == run.info.run_id
 
 
-def test_generated_data_has_an_empty_data_hash(make_cfg, client):
-    cfg = make_cfg("trainer.limit_train_batches=1")
-    train(cfg)
-    assert runs_of(client, cfg.tracking.experiment)[0].data.tags[names.DATA_SHA256] == ""
+def test_generated_data_has_an_empty_data_hash(original):
+    assert original.data.tags[names.DATA_SHA256] == ""
 
 
 # --- resume --------------------------------------------------------------------------------------
@@ -230,6 +240,7 @@ def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_sub
         assert steps == history(client, reference.info.run_id, key)
 
 
+@pytest.mark.integration
 def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "mlflow.db"
     # Weight noise, like dropout, draws random numbers every batch: the resume must draw the same ones.
@@ -238,7 +249,7 @@ def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
                                   resume_in_subprocess=False)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_resume_cli_after_a_later_sigterm_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "mlflow.db"
     # Best is epoch 0 only (monitoring the epoch, mode min), so the SIGTERM lands after epochs that saved
@@ -248,31 +259,27 @@ def test_resume_cli_after_a_later_sigterm_equals_an_uninterrupted_run(tmp_path):
     _resume_matches_uninterrupted(tmp_path, MlflowClient(f"sqlite:///{db}"), db, overrides, resume_in_subprocess=True)
 
 
-def test_resuming_an_unknown_or_finished_run_is_a_clear_error(make_cfg, client, tracking_uri):
+def test_resuming_an_unknown_or_finished_run_is_a_clear_error(original, client, tracking_uri):
     with pytest.raises(TrackingError, match="Cannot resume run 'no-such-run': there is no such run"):
         train(compose_config(["resume=no-such-run", f"tracking.uri={tracking_uri}"]))
-    cfg = make_cfg("trainer.limit_train_batches=1")
-    train(cfg)
-    [finished] = runs_of(client, cfg.tracking.experiment)
-    with pytest.raises(TrackingError, match=f"Cannot resume run '{finished.info.run_id}': it is FINISHED"):
-        train(compose_config([f"resume={finished.info.run_id}", f"tracking.uri={tracking_uri}"]))
-    [again] = runs_of(client, cfg.tracking.experiment)
-    assert again.info.status == "FINISHED" and again.info.run_id == finished.info.run_id
+    run_id = original.info.run_id
+    with pytest.raises(TrackingError, match=f"Cannot resume run '{run_id}': it is FINISHED"):
+        train(compose_config([f"resume={run_id}", f"tracking.uri={tracking_uri}"]))
+    again = client.get_run(run_id)
+    assert again.info.status == "FINISHED" and again.data.metrics == original.data.metrics
 
 
-def test_the_rerun_a_refused_resume_suggests_runs_as_printed(make_cfg, client, tracking_uri, tmp_path, monkeypatch):
+def test_the_rerun_a_refused_resume_suggests_runs_as_printed(original, client, tracking_uri, tmp_path, monkeypatch):
     """The hint names the run's own store (not the default one) and this environment's script."""
     monkeypatch.chdir(tmp_path)  # where the user typed `seqlab resume=...` and then types the hint (the rerun's outputs/)
-    cfg = make_cfg("trainer.limit_train_batches=1")
-    train(cfg)
-    [finished] = runs_of(client, cfg.tracking.experiment)
     with pytest.raises(TrackingError, match="it is FINISHED") as refused:
-        train(compose_config([f"resume={finished.info.run_id}", f"tracking.uri={tracking_uri}"]))
+        train(compose_config([f"resume={original.info.run_id}", f"tracking.uri={tracking_uri}"]))
     command = str(refused.value).split("`")[1]
+    before = {r.info.run_id for r in siblings(client, original)}
     done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
-    [_, new] = runs_of(client, cfg.tracking.experiment)
-    assert new.data.tags[names.RERUN_OF] == finished.info.run_id and new.info.status == "FINISHED"
+    [new] = [r for r in siblings(client, original) if r.info.run_id not in before]
+    assert new.data.tags[names.RERUN_OF] == original.info.run_id and new.info.status == "FINISHED"
 
 
 def test_resume_takes_no_other_overrides():
@@ -343,26 +350,30 @@ def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, c
     assert run.info.status == "FAILED"
 
 
-@pytest.mark.parametrize("enable", [None, True])
-def test_switching_both_checkpoint_callbacks_off_saves_no_checkpoint(enable, make_cfg, tmp_path):
+class CheckpointingSeen(L.Callback):
+    """Counts the checkpoint callbacks each fit starts with: a config adds it, the test reads `counts`."""
+
+    counts: list[int] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        CheckpointingSeen.counts.append(len(trainer.checkpoint_callbacks))
+
+
+def test_switching_both_checkpoint_callbacks_off_saves_no_checkpoint(make_cfg):
     # Lightning's enable_checkpointing=None puts its default ModelCheckpoint in when a run has none, so a
-    # user who switched both off to save disk (and the overhead benchmark's side without checkpoints)
-    # would still get one every epoch. Asking for it (trainer.enable_checkpointing=true) still gets it.
-    import lightning as L
-
-    from seqlab.bench.overhead import WITHOUT_CHECKPOINTS
-
-    class Seen(L.Callback):
-        def on_fit_start(self, trainer, pl_module):
-            self.checkpointing = list(trainer.checkpoint_callbacks)
-
-    seen = Seen()
-    overrides = [] if enable is None else ["trainer.enable_checkpointing=true"]
-    train(make_cfg("trainer.max_epochs=2", *WITHOUT_CHECKPOINTS, *overrides), extra_callbacks=[seen])
-    assert len(seen.checkpointing) == (0 if enable is None else 1)
-    assert bool(list(tmp_path.rglob("*.ckpt"))) == bool(enable)
-    train(make_cfg("trainer.max_epochs=2"), extra_callbacks=[seen])  # the default: seqlab's best and last
-    assert len(seen.checkpointing) == 2
+    # user who switched both off to save disk would still get one every epoch. Asking for it
+    # (trainer.enable_checkpointing=true) still gets it.
+    seen = f"+callbacks.seen._target_={__name__}.CheckpointingSeen"
+    without = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null"]
+    CheckpointingSeen.counts.clear()
+    saved = {}
+    for case, overrides in {"off": without, "asked for": [*without, "trainer.enable_checkpointing=true"],
+                            "default": []}.items():  # the default: seqlab's best and last
+        cfg = make_cfg("trainer.max_epochs=2", seen, *overrides)
+        train(cfg)
+        saved[case] = bool(list(Path(cfg.paths.output_dir).rglob("*.ckpt")))
+    assert CheckpointingSeen.counts == [0, 1, 2]
+    assert saved == {"off": False, "asked for": True, "default": True}
 
 
 @pytest.mark.parametrize("best_at", ["val/loss", "epoch"])

@@ -312,6 +312,7 @@ def test_csv_errors_name_the_culprit(case, match, tmp_path):
         CsvTask(path=str(path), **options).prepare()
 
 
+@pytest.mark.integration
 def test_bad_data_on_the_command_line_exits_nonzero_in_one_paragraph_and_starts_no_run(tmp_path):
     path = write_series(tmp_path / "s.csv", 100, (42, "temp", "n/a"))
     db = tmp_path / "mlflow.db"

@@ -93,8 +93,8 @@ def test_unreachable_server_is_refused_in_seconds_before_training(make_cfg, tmp_
 
 
 def test_step_metrics_are_written_in_few_requests_and_flush_does_not_wait_out_the_pause(tmp_path):
-    # One write per step would have the store compete with training (seqlab-bench logging): 200 steps,
-    # one every 5 ms, land in a handful of log_batch calls, all of them, and flush sends at once.
+    # One write per step would have the store compete with training: 200 steps, one every 5 ms, land in a
+    # handful of log_batch calls, all of them, and flush sends at once.
     from mlflow import MlflowClient
 
     from seqlab.tracking.logger import MlflowMetricLogger
@@ -108,7 +108,10 @@ def test_step_metrics_are_written_in_few_requests_and_flush_does_not_wait_out_th
 
     client = CountingClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("burst")).info.run_id
-    logger = MlflowMetricLogger(client, run_id, send_every_s=5.0)
+    class PatientLogger(MlflowMetricLogger):
+        send_every_s = 5.0
+
+    logger = PatientLogger(client, run_id)
     for step in range(200):
         logger.log_metrics({"train/step_loss": 1.0 / (step + 1)}, step=step)
         time.sleep(0.005)
@@ -122,7 +125,7 @@ def test_step_metrics_are_written_in_few_requests_and_flush_does_not_wait_out_th
 @pytest.mark.parametrize("activated", [False, True])
 def test_the_commands_a_run_ends_with_can_be_typed_as_printed(activated, tmp_path, monkeypatch):
     """After `make run` the venv is not activated: the printed `mlflow ui` must name .venv/bin/mlflow."""
-    from seqlab.tracking.run import as_typed, ui_command
+    from seqlab.tracking.store import as_typed, ui_command
 
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)

@@ -34,6 +34,7 @@ def _parent_and_children(client: MlflowClient):
     return parents[0], children
 
 
+@pytest.mark.integration
 def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_parent(tmp_path):
     done, client = _sweep(tmp_path, "cell=rnn,gru", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                           "tracking.system_metrics=false")
@@ -54,7 +55,7 @@ def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_paren
         assert child.data.params[names.TORCH_THREADS] == threads
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_failing_job_makes_the_parent_failed_and_named(tmp_path):
     done, client = _sweep(tmp_path, "task=adding", "optimizer=sgd", "optimizer.lr=0.01,1e30",
                           "trainer.limit_train_batches=5", "tracking.system_metrics=false")
@@ -82,6 +83,7 @@ def test_a_single_run_stays_top_level(make_cfg, client):
     assert names.PARENT_RUN_TAG not in run.data.tags and names.JOB_NUM_TAG not in run.data.tags
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_sigterm_to_a_sweep_leaves_no_run_running_and_no_job_process(launcher, tmp_path):
     # A scheduler stopping the sweep signals the launching process only: its jobs (joblib's worker
