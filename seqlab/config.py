@@ -1,12 +1,14 @@
 """The config schema (dataclasses in Hydra's ConfigStore) and the checks Hydra cannot express.
 
-Typed sections (cell, model, norm, tracking, paths) reject a wrong type at composition; `validate`
-rejects bad values, impossible combinations and typo'd keys of `_target_` sections (task, loss,
-optimizer, scheduler, trainer, callbacks) before any data is built or any MLflow run is created.
+Typed sections (model, tracking, paths, published) reject a wrong type at composition; every other
+section is a `_target_` (cell, norm, loss, task, optimizer, scheduler, trainer, callbacks) whose keys must
+be parameters of its target. `validate` runs each target's own checks and the rules that span sections,
+before any data is built or any MLflow run is created.
 """
 
 import difflib
 import inspect
+from collections.abc import Set
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, get_args
 
@@ -15,40 +17,18 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab import names
+from seqlab.checks import at_least
 from seqlab.errors import ConfigError
+from seqlab.models.options import NetworkOptions
 from seqlab.tracking.params import flatten
 
 
 @dataclass
-class CellConfig:
-    name: str = "lstm"  # rnn | lstm | gru: torch.nn.RNN / LSTM / GRU
-    nonlinearity: str = "tanh"  # rnn only: tanh | relu
+class ModelConfig(NetworkOptions):
+    """The network's options (declared once, in NetworkOptions) plus how the config builds it."""
 
-
-@dataclass
-class ModelConfig:
-    _target_: str = "seqlab.models.network.build_network"
-    hidden_size: int = 64
+    _target_: str = "seqlab.models.budget.build_network"
     param_budget: int | None = None  # trainable parameters to match; chooses hidden_size (models/budget.py)
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0  # between stacked recurrent layers and before the head
-    activation: str = "relu"  # the head's hidden activation (and the conv front-end's)
-    readout: str = "last"  # how a sequence becomes one vector: last | mean | max | attention
-    attention_heads: int = 1  # heads of the attention readout
-    head_hidden: int | None = None  # width of the head's hidden layer; None: hidden_size; 0: a linear head
-    frontend: str = "none"  # none | conv1d
-    conv_channels: int = 32
-    conv_kernel: int = 3
-    pool: str = "none"  # conv1d downsampling: none | max | avg
-    pool_size: int = 2
-    embedding_dim: int = 16  # tasks with discrete symbols feed them through nn.Embedding
-
-
-@dataclass
-class NormConfig:
-    name: str = "none"  # none | batch | layer | group, applied to the recurrent outputs
-    num_groups: int = 1  # group only: must divide the recurrent output width
 
 
 @dataclass
@@ -82,11 +62,13 @@ class PublishedConfig:
 
 @dataclass
 class SeqlabConfig:
-    cell: CellConfig = field(default_factory=CellConfig)
+    """The top level; sections typed `Any` are `_target_` sections checked against their target's signature."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
-    norm: NormConfig = field(default_factory=NormConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    cell: Any = None
+    norm: Any = None
     task: Any = None
     loss: Any = None
     optimizer: Any = None
@@ -110,17 +92,6 @@ def register_configs() -> None:
 
 _ABSENT = object()
 _INSTANTIATE_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
-
-
-def _choice(key: str, value: Any, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"Invalid {key}={value!r}. Allowed: {', '.join(map(str, allowed))}.")
-
-
-def at_least(key: str, value: Any, low: int, hint: str = "") -> None:
-    """Refuse anything but an integer >= low (a bool is not an integer here)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"Invalid {key}={value!r}: it must be an integer >= {low}{hint}.")
 
 
 def check_batch_limits(trainer: DictConfig, batches: dict[str, int], batch_size: int) -> None:
@@ -167,14 +138,16 @@ def target_of(node: DictConfig, path: str) -> Any:
         raise ConfigError(f"Cannot import {path}._target_={node._target_!r}: {exc}.") from exc
 
 
-def _check_target_section(node: DictConfig, path: str) -> Any:
-    """Every key of a `_target_` section must be a parameter of what it instantiates, and a target with a
-    `check(options)` classmethod (a task, weight noise) refuses bad values here, not inside instantiate.
-    Returns the target."""
+def _check_target_section(
+    node: DictConfig, path: str, extra: Set[str] = frozenset(), supplied: Set[str] = frozenset()
+) -> Any:
+    """Every key of a `_target_` section must be a parameter of what it instantiates (or one of `extra`;
+    not one of `supplied`, which the caller passes), and a target with a `check(options)` classmethod (a
+    task, a cell, weight noise) refuses bad values here, not inside instantiate. Returns the target."""
     target = target_of(node, path)
     params = inspect.signature(target).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = {p for p in params if p not in {"self", "args", "kwargs"}}
+        allowed = ({p for p in params if p not in {"self", "args", "kwargs"}} | set(extra)) - set(supplied)
         for key in node.keys():
             if key not in _INSTANTIATE_KEYS and key not in allowed:
                 raise _unknown_key(path, str(key), allowed)
@@ -184,19 +157,34 @@ def _check_target_section(node: DictConfig, path: str) -> Any:
     return target
 
 
+CHOICE_SECTIONS = ("cell", "norm", "loss")  # `name` + `_target_` sections (seqlab.assemble)
+# what the network passes to a cell or a norm itself: not keys of their config
+SUPPLIED = {
+    "cell": {"input_size", "hidden_size", "num_layers", "bidirectional", "dropout"},
+    "norm": {"width"},
+    "loss": set(),
+}
+TARGET_SECTIONS = ("task", *CHOICE_SECTIONS, "optimizer", "trainer")  # required
+
+
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError (one paragraph naming the bad value and what is allowed) on the first problem."""
+    """Raise ConfigError (one paragraph naming the bad value and what is allowed) on the first problem.
+
+    Each section's own values are checked by what it instantiates (its signature, and its `check`
+    classmethod where it has one); the rules here are the ones that span sections.
+    """
     # torch-heavy imports here, not at module level: `seqlab --help` must not pay for them
     from lightning.pytorch.callbacks import Checkpoint
 
-    from seqlab.models.losses import LOSSES, criterion_options, losses_for
-    from seqlab.models.network import ACTIVATIONS, CELLS, FRONTENDS, NONLINEARITIES, NORMS, POOLS, READOUTS
+    from seqlab.assemble import choice_name, instantiate_choice
+    from seqlab.models.norms import mixes_steps, width_multiple
 
     _check_schema_keys(cfg, SeqlabConfig, "")
-    for section in ("task", "loss", "optimizer", "trainer"):
+    for section in TARGET_SECTIONS:
         if not isinstance(cfg.get(section), DictConfig) or "_target_" not in cfg[section]:
             raise ConfigError(f"The config has no '{section}' section with a _target_; choose one with {section}=<option>.")
     task_cls = _check_target_section(cfg.task, "task")
+    _, _, loss_cls = (_check_target_section(cfg[s], s, {"name"}, SUPPLIED[s]) for s in CHOICE_SECTIONS)
     for path in ("optimizer", "trainer"):
         _check_target_section(cfg[path], path)
     if cfg.scheduler is not None:
@@ -220,68 +208,48 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             "trainer.barebones=true switches off what a seqlab run is made of: its logger (the MLflow run), "
             "self.log (every metric) and its checkpoints (what a resume starts from), and Lightning refuses it "
-            "together with them. Allowed: false, the default. To see what Lightning's loop costs at its leanest, "
-            "run `seqlab-bench overhead`: its line \"Lightning in its barebones mode\" times this mode against a "
-            "bare PyTorch loop."
+            "together with them. Allowed: false, the default."
         )
 
-    cell, model, norm = cfg.cell, cfg.model, cfg.norm
-    _choice("cell.name", cell.name, list(CELLS))
-    _choice("cell.nonlinearity", cell.nonlinearity, NONLINEARITIES)
-    at_least("model.hidden_size", model.hidden_size, 1, " (e.g. model.hidden_size=64)")
+    model = cfg.model
+    shape = NetworkOptions(**{f.name: model[f.name] for f in fields(NetworkOptions)})
+    shape.check()
     if model.param_budget is not None:
         at_least("model.param_budget", model.param_budget, 1, " (trainable parameters, e.g. model.param_budget=20000)")
-    at_least("model.num_layers", model.num_layers, 1)
-    if not 0.0 <= model.dropout < 1.0:
-        raise ConfigError(f"Invalid model.dropout={model.dropout}: it must be a probability in [0, 1).")
-    _choice("model.activation", model.activation, list(ACTIVATIONS))
-    _choice("model.readout", model.readout, READOUTS)
-    _choice("model.frontend", model.frontend, FRONTENDS)
-    _choice("model.pool", model.pool, list(POOLS))
-    for key in ("attention_heads", "conv_channels", "conv_kernel", "pool_size", "embedding_dim"):
-        at_least(f"model.{key}", model[key], 1)
-    if model.head_hidden is not None:
-        at_least("model.head_hidden", model.head_hidden, 0)
-    _choice("norm", norm.name, NORMS)
-    at_least("norm.num_groups", norm.num_groups, 1)
 
-    width = model.hidden_size * (2 if model.bidirectional else 1)
-    directions = "2 directions" if model.bidirectional else "1 direction"
+    norm = instantiate_choice(cfg.norm)
+    norm_label = f"norm={choice_name(cfg.norm)}"
+    width, multiple = shape.width, width_multiple(norm)
+    directions = "2 directions" if shape.bidirectional else "1 direction"
     budgeted = model.param_budget is not None  # the budget search picks a width that divides
-    if norm.name == "group" and width % norm.num_groups and not budgeted:
-        divisors = [d for d in range(1, width + 1) if width % d == 0]
+    if width % multiple and not budgeted:
+        options = " ".join(f"norm.{k}={v}" for k, v in cfg.norm.items() if k not in _INSTANTIATE_KEYS | {"name"})
+        multiples = [d for d in range(1, width + 1) if width % d == 0]
         raise ConfigError(
-            f"norm.num_groups={norm.num_groups} does not divide the recurrent output width {width} "
-            f"(model.hidden_size={model.hidden_size} x {directions}); GroupNorm needs a divisor of {width}: "
-            f"{', '.join(map(str, divisors))}."
+            f"{norm_label} ({options}) needs a recurrent output width that is a multiple of {multiple}, but it is "
+            f"{width} (model.hidden_size={shape.hidden_size} x {directions}). Choose options whose multiple divides "
+            f"{width} ({', '.join(map(str, multiples))}), or another model.hidden_size."
         )
-    if model.readout == "attention" and width % model.attention_heads and not budgeted:
+    if shape.readout == "attention" and width % shape.attention_heads and not budgeted:
         raise ConfigError(
-            f"model.attention_heads={model.attention_heads} does not divide the recurrent output width {width} "
-            f"(model.hidden_size={model.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
+            f"model.attention_heads={shape.attention_heads} does not divide the recurrent output width {width} "
+            f"(model.hidden_size={shape.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
         )
 
-    loss_name = cfg.loss.get("name")
-    _choice("loss", loss_name, list(LOSSES))
-    if task_cls.kind not in LOSSES[loss_name].kinds:
+    if task_cls.kind not in loss_cls.kinds:
         raise ConfigError(
-            f"loss={loss_name} does not fit task={task_cls.name}, a {task_cls.kind} task. "
-            f"Losses for {task_cls.kind} tasks: {', '.join(losses_for(task_cls.kind))} "
-            f"(the task's default is {task_cls.default_loss})."
+            f"loss={choice_name(cfg.loss)} does not fit task={task_cls.name}, a {task_cls.kind} task. "
+            f"Losses for {task_cls.kind} tasks: {', '.join(packaged_losses_for(task_cls.kind))}."
         )
-    options = set(cfg.loss.keys()) - _INSTANTIATE_KEYS - {"name"}
-    for key in options:
-        if key not in criterion_options(loss_name):
-            raise _unknown_key("loss", key, criterion_options(loss_name) | {"name"})
-    if task_cls.per_step and model.frontend == "conv1d" and model.pool != "none":
+    if task_cls.per_step and shape.frontend == "conv1d" and shape.pool != "none":
         raise ConfigError(
-            f"model.pool={model.pool} shortens the sequence, but task={task_cls.name} predicts at every "
+            f"model.pool={shape.pool} shortens the sequence, but task={task_cls.name} predicts at every "
             "time step; use model.pool=none with this task."
         )
     lookahead = {  # a setting -> (is it set, how it lets the output at a step depend on later steps)
-        "model.bidirectional=true": (model.bidirectional, "its backward direction runs from the sequence's end"),
-        "model.frontend=conv1d": (model.frontend == "conv1d", "its kernel is centred on the step"),
-        "norm=group": (norm.name == "group", "GroupNorm takes its statistics over all of a sequence's steps"),
+        "model.bidirectional=true": (shape.bidirectional, "its backward direction runs from the sequence's end"),
+        "model.frontend=conv1d": (shape.frontend == "conv1d", "its kernel is centred on the step"),
+        norm_label: (mixes_steps(norm), "it takes its statistics over all of a sequence's steps"),
     }
     culprits = [(setting, how) for setting, (present, how) in lookahead.items() if present]
     if getattr(task_cls, "causal", False) and culprits:
@@ -289,7 +257,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"{setting} lets the prediction at a step see later steps ({how}), but task={task_cls.name} "
             "predicts the next step from the past only; use model.bidirectional=false, model.frontend=none "
-            "and norm=none, layer or batch (per step, or running statistics at evaluation)."
+            "and a norm that works per step (norm=none, layer or batch)."
         )
     if cfg.trainer.accelerator in CUDA_ACCELERATORS:  # else Lightning's "No supported gpu backend found!"
         import torch
@@ -307,6 +275,19 @@ def validate(cfg: DictConfig) -> None:
         at_least("torch_threads", cfg.torch_threads, 1)
     if cfg.tracking.outage_wait_s < 0:
         raise ConfigError(f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds.")
+
+
+def packaged_losses_for(kind: Any) -> list[str]:
+    """The names of seqlab's own loss options (conf/loss) that fit a task kind, in file order."""
+    from importlib.resources import files
+
+    fitting = []
+    for entry in sorted(files("seqlab.conf").joinpath("loss").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            node = OmegaConf.create(entry.read_text())
+            if kind in get_object(node._target_).kinds:
+                fitting.append(str(node.get("name", entry.name.removesuffix(".yaml"))))
+    return fitting
 
 
 def check_published(cfg: DictConfig) -> None:

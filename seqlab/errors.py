@@ -1,13 +1,11 @@
 """The errors a user can cause and fix; each message is one paragraph that names the bad value.
 
-They derive from Hydra's CompactHydraException so that Hydra prints the message alone, without a
-traceback (HYDRA_FULL_ERROR=1 still shows it), and exits non-zero.
+Plain exceptions, so the tasks and models that raise them need no Hydra; the `seqlab` entry point hands
+them to Hydra as a compact error (the message alone, no traceback; HYDRA_FULL_ERROR=1 still shows it).
 """
 
-from hydra.errors import CompactHydraException
 
-
-class SeqlabError(CompactHydraException):
+class SeqlabError(Exception):
     """Something the user can fix: a bad config, a bad data file, a diverging run."""
 
 

@@ -10,6 +10,7 @@ import sys
 import warnings
 
 import hydra
+from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -43,30 +44,21 @@ def quiet_library_notices() -> None:
 def build(cfg: DictConfig):
     """Instantiate the task (its data built and checked) and the LightningModule for a valid config.
 
-    Shared by `train` and the benchmarks, so that both train exactly the same thing.
+    The one way to build what a run trains: training, reports and the benchmarks all use it.
     """
     import lightning as L
 
+    from seqlab.assemble import instantiate_choice, network
     from seqlab.models.module import SequenceModule
-    from seqlab.tasks.base import Task
 
     _set_torch_threads(cfg)
     _set_torch_numerics(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task: Task = instantiate(cfg.task)
+    task = instantiate(cfg.task)
     task.prepare()  # data is built and checked before any MLflow run exists
-    loss = instantiate(cfg.loss)
-    net = instantiate(
-        cfg.model,
-        spec=task.spec(),
-        cell=cfg.cell.name,
-        nonlinearity=cfg.cell.nonlinearity,
-        norm=cfg.norm.name,
-        num_groups=cfg.norm.num_groups,
-        output=loss.output,
-    )
+    loss = instantiate_choice(cfg.loss)
     module = SequenceModule(
-        net,
+        network(cfg, task.spec(), loss),
         loss,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
@@ -75,18 +67,17 @@ def build(cfg: DictConfig):
     return task, module
 
 
-def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callbacks: list | None = None) -> float:
+def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes).
 
-    extra_tags go on the new run (seqlab-rerun sets rerun_of). extra_callbacks join the configured
-    ones: objects a config cannot name, such as the overhead benchmark's bare loop taking turns with
-    the run. With cfg.resume set, the config and the MLflow run are those of that run id, and training
-    continues from its last checkpoint.
+    extra_tags go on the new run (seqlab-rerun sets rerun_of). With cfg.resume set, the config and the
+    MLflow run are those of that run id, and training continues from its last checkpoint.
     """
     import lightning as L
     import torch
 
     from seqlab import names
+    from seqlab.assemble import choice_name
     from seqlab.models.network import count_parameters
     from seqlab.reproduce.checkpoint import RunCheckpointLink
     from seqlab.reproduce.provenance import determinism_tag, provenance_tags
@@ -105,7 +96,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callb
     net = module.net
     # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
     callbacks = [BatchReseed(cfg.seed), *configured_callbacks(cfg)]
-    name = resume.run_name if resume else f"{cfg.cell.name}-{task.name}-s{cfg.seed}"
+    name = resume.run_name if resume else f"{choice_name(cfg.cell)}-{task.name}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):
             cfg.model.hidden_size = net.hidden_size
@@ -115,14 +106,15 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callb
     extra_params[names.TORCH_THREADS] = torch.get_num_threads()
     log.info("%s: %d parameters (hidden size %d), splits %s", name, extra_params[names.N_PARAMS], net.hidden_size,
              task.split_sizes())
-    tags = provenance_tags(cfg, task.data_files()) | (extra_tags or {})
+    tags = provenance_tags(cfg, task.data_files()) | {names.HIGHER_IS_BETTER_TAG: higher_is_better(module)}
+    tags |= extra_tags or {}
     if resume is not None:
         previous = resume.run_tags.get(names.RESUMED_TAG)
         tags |= {names.RESUMED_TAG: resumed_tag(previous, resume.epoch)}
 
     figures = SystemFigures()
     with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
-        callbacks += [RunCheckpointLink(run.client, run.run_id), figures, *(extra_callbacks or [])]
+        callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
         trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks,
                                          enable_checkpointing=checkpointing(cfg, callbacks))
         run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
@@ -143,6 +135,18 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None, extra_callb
         best = checkpoint.best_model_score if has_best else None
         best = final_val_loss if best is None else best
         return float(best) if best is not None else float("nan")
+
+
+def higher_is_better(module) -> str:
+    """The logged metric keys where higher is better (the tag names.HIGHER_IS_BETTER_TAG), from each
+    torchmetrics Metric's own `higher_is_better`; seqlab-compare ranks by it."""
+    keys = [
+        f"{collection.prefix}{name}"
+        for collection in (module.val_metrics, module.test_metrics)
+        for name, metric in collection.items(keep_base=True)
+        if getattr(metric, "higher_is_better", None)
+    ]
+    return ",".join(keys)
 
 
 def configured_callbacks(cfg: DictConfig) -> list:
@@ -178,12 +182,11 @@ def _set_torch_threads(cfg: DictConfig) -> None:
 
 def _set_torch_numerics(cfg: DictConfig) -> None:
     """Deterministic algorithms as trainer.deterministic asks, set here as well as by the Trainer, so
-    that the benchmarks' bare loop (no Trainer) computes exactly what a seqlab run computes.
+    that code that builds a run's module without a Trainer computes exactly what the run computes.
 
     Without PyTorch's NaN fill of fresh tensors, which deterministic mode turns on by default: the fill
     only matters to an op that reads memory it never wrote (a bug), and it costs time on every
-    allocation (2-4% of a `bai2018_jsb` bare-loop epoch, docs/performance.md); PyTorch's docs call a
-    valid program deterministic without it. tests/test_reproducibility.py checks that reruns still match
+    allocation (docs/performance.md); PyTorch's docs call a valid program deterministic without it. tests/test_reproducibility.py checks that reruns still match
     exactly.
     """
     import torch
@@ -197,9 +200,16 @@ def _set_torch_numerics(cfg: DictConfig) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 
+class ReportedError(CompactHydraException):
+    """A SeqlabError on its way out of a Hydra job: Hydra prints a compact error's message alone."""
+
+
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
-    return train(cfg)
+    try:
+        return train(cfg)
+    except SeqlabError as err:
+        raise ReportedError(str(err)) from err
 
 
 def main() -> None:

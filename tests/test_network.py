@@ -2,19 +2,31 @@
 
 import copy
 import itertools
+import subprocess
+import sys
 
 import pytest
 import torch
-
 from torchmetrics import MeanSquaredError, MetricCollection
 
-from seqlab.models.losses import LOSSES, Loss
+from seqlab.models import cells, losses, norms
 from seqlab.models.module import SequenceModule
-from seqlab.models.network import CELLS, READOUTS, SequenceNet, count_parameters
-from seqlab.tasks.base import TaskKind, TaskSpec
+from seqlab.models.network import count_parameters
+from seqlab.models.options import READOUTS, NetworkOptions
+from seqlab.spec import TaskKind, TaskSpec
+
+from network_parts import CELLS, parts
 
 SEQ = TaskSpec(kind=TaskKind.REGRESSION, input_size=3, output_size=2)
 STEP = TaskSpec(kind=TaskKind.CLASSIFICATION, input_size=1, output_size=5, vocab_size=7, per_step=True)
+
+
+def SequenceNet(spec, output_layer=None, **options):  # noqa: N802
+    """The network as the configs build it, with cells and norms picked by their option names."""
+    from seqlab.models.network import SequenceNet as Net
+
+    cell, norm, shape = parts(**options)
+    return Net(spec, cell, norm, shape, output_layer)
 
 
 @pytest.mark.parametrize(
@@ -58,17 +70,21 @@ def test_symbols_go_through_an_embedding_and_per_step_tasks_predict_every_step()
 def test_output_matches_what_the_loss_expects():
     x = torch.randn(2, 5, 3)
     spec = TaskSpec(kind=TaskKind.CLASSIFICATION, input_size=3, output_size=4)
-    log_probs = SequenceNet(spec, output=LOSSES["nll"].output)(x)
+    log_probs = SequenceNet(spec, output_layer=losses.NLL.output_layer())(x)
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2))
     multi = TaskSpec(kind=TaskKind.MULTILABEL, input_size=3, output_size=4)
-    probs = SequenceNet(multi, output=LOSSES["bce"].output)(x)
+    torch.manual_seed(0)
+    probs = SequenceNet(multi, output_layer=losses.BCE.output_layer())(x)
     assert ((probs > 0) & (probs < 1)).all()
-    logits = SequenceNet(multi, output=LOSSES["bce_with_logits"].output)(x)
-    assert not torch.allclose(logits, probs)
+    torch.manual_seed(0)
+    logits = SequenceNet(multi, output_layer=losses.BCEWithLogits.output_layer())(x)
+    assert torch.allclose(torch.sigmoid(logits), probs)
+    # what a likelihood metric reads: logits either way
+    assert torch.allclose(losses.BCE().logits(probs), logits, atol=1e-4)
 
 
 def test_loss_align_flattens_steps_and_drops_padding():
-    loss = Loss("cross_entropy")
+    loss = losses.CrossEntropy()
     out, y = torch.randn(2, 4, 5), torch.randint(0, 5, (2, 4))
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
     flat_out, flat_y = loss.align(out, y, mask)
@@ -97,7 +113,10 @@ def test_head_hidden_zero_is_a_linear_read_out_and_the_budget_goes_to_the_cell()
     assert [type(m).__name__ for m in linear.head] == ["Dropout", "Linear"]
     mlp = SequenceNet(spec, cell="rnn", hidden_size=100)
     assert count_parameters(mlp) == count_parameters(linear) + 100 * 100 + 100
-    sizes = {head: fit_budget(20000, spec, cell="rnn", head_hidden=head)["hidden_size"] for head in (0, None)}
+    sizes = {
+        head: fit_budget(20000, spec, cells.RNN, norms.NoNorm, NetworkOptions(head_hidden=head)).hidden_size
+        for head in (0, None)
+    }
     assert sizes[0] > sizes[None]  # without the hidden layer, more of the budget is the recurrent state
 
 
@@ -174,7 +193,7 @@ def test_the_lightning_module_hands_the_batch_mask_to_the_network():
     nor, through batch norm, the real steps' outputs."""
     torch.manual_seed(0)
     pieces = [torch.rand(4, 6), torch.rand(10, 6)]
-    fresh = SequenceModule(SequenceNet(MUSIC, cell="lstm", hidden_size=8, norm="batch"), Loss("bce_with_logits"),
+    fresh = SequenceModule(SequenceNet(MUSIC, cell="lstm", hidden_size=8, norm="batch"), losses.BCEWithLogits(),
                            optimizer=torch.optim.Adam, metrics=MetricCollection([MeanSquaredError()]))
     outputs = []
     for steps in (10, 25):
@@ -196,3 +215,24 @@ def test_every_norm_takes_the_mask_and_keeps_its_checkpoint_keys(norm, keys):
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
     assert torch.equal(net(x, mask)[mask], net(x)[mask])
     assert {k for k in net.state_dict() if k.startswith("norm.")} == keys
+
+
+def test_the_network_module_imports_torch_only():
+    """seqlab.models.network is pure torch.nn: served models and other code load it without Lightning,
+    Hydra, torchmetrics or MLflow."""
+    code = (
+        "import sys, seqlab.models.network, seqlab.models.cells, seqlab.models.norms; "
+        "print(sorted(m for m in ('lightning', 'hydra', 'omegaconf', 'torchmetrics', 'mlflow', 'seqlab.config') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_tasks_import_neither_hydra_nor_the_config():
+    code = (
+        "import sys, seqlab.tasks.synthetic, seqlab.tasks.ett, seqlab.tasks.music, seqlab.tasks.csvfile; "
+        "print(sorted(m for m in ('hydra', 'omegaconf', 'seqlab.config', 'mlflow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

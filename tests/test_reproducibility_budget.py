@@ -8,13 +8,30 @@ import torch
 from seqlab import names
 from seqlab.config import validate
 from seqlab.errors import ConfigError
-from seqlab.models.budget import count_for_hidden_size, hidden_size_for_budget
-from seqlab.models.network import build_network, count_parameters
+from dataclasses import replace
+
+from seqlab.models import budget
+from seqlab.models.network import count_parameters
 from seqlab.preflight import preflight
-from seqlab.tasks.base import TaskKind, TaskSpec
+from seqlab.spec import TaskKind, TaskSpec
 from seqlab.train import train
 
 from conftest import compose_config, runs_of
+from network_parts import parts
+
+
+def hidden_size_for_budget(target, spec, **options):
+    return budget.hidden_size_for_budget(target, spec, *parts(**options))
+
+
+def count_for_hidden_size(spec, hidden, **options):
+    cell, norm, shape = parts(**options)
+    return budget.count_for(spec, cell, norm, replace(shape, hidden_size=hidden))
+
+
+def build_network(spec, param_budget, **options):
+    cell, norm, shape = parts(**options)
+    return budget.build_network(spec, cell, norm, param_budget=param_budget, **vars(shape))
 
 SEQ = TaskSpec(kind=TaskKind.REGRESSION, input_size=2, output_size=1)
 MUSIC = TaskSpec(kind=TaskKind.MULTILABEL, input_size=88, output_size=88, per_step=True)  # Chung et al. 2014

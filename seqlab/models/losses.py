@@ -1,68 +1,48 @@
-"""Losses: which task kinds each fits, and what the network must emit for it."""
+"""Losses a config can choose (conf/loss/*.yaml): each class declares the task kinds it fits and the layer
+the network must end with for it, beside the torch criterion it applies.
 
-import inspect
-from dataclasses import dataclass
+A new loss is a `Loss` subclass with `kinds` (and `output_layer` when it needs probabilities or
+log-probabilities) plus one YAML; its constructor's parameters are the config's keys.
+"""
+
+from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
-from torchmetrics import Metric
 
-from seqlab.tasks.base import TaskKind
+from seqlab.spec import TaskKind
 
-
-@dataclass(frozen=True)
-class LossSpec:
-    criterion: type[nn.Module]
-    kinds: frozenset[TaskKind]
-    output: str  # the network's last activation: identity | log_softmax | sigmoid
-
-
-LOSSES: dict[str, LossSpec] = {
-    "mse": LossSpec(nn.MSELoss, frozenset({TaskKind.REGRESSION}), "identity"),
-    "l1": LossSpec(nn.L1Loss, frozenset({TaskKind.REGRESSION}), "identity"),
-    "huber": LossSpec(nn.HuberLoss, frozenset({TaskKind.REGRESSION}), "identity"),
-    "cross_entropy": LossSpec(nn.CrossEntropyLoss, frozenset({TaskKind.CLASSIFICATION}), "identity"),
-    "nll": LossSpec(nn.NLLLoss, frozenset({TaskKind.CLASSIFICATION}), "log_softmax"),
-    "bce": LossSpec(nn.BCELoss, frozenset({TaskKind.MULTILABEL}), "sigmoid"),
-    "bce_with_logits": LossSpec(nn.BCEWithLogitsLoss, frozenset({TaskKind.MULTILABEL}), "identity"),
-    "hinge_embedding": LossSpec(nn.HingeEmbeddingLoss, frozenset({TaskKind.SIMILARITY}), "identity"),
-}
-
-
-def losses_for(kind: TaskKind) -> list[str]:
-    return [name for name, spec in LOSSES.items() if kind in spec.kinds]
-
-
-def criterion_options(name: str) -> set[str]:
-    """Keyword options the loss takes in its config (e.g. huber's delta), besides `name`."""
-    params = inspect.signature(LOSSES[name].criterion).parameters
-    return {p for p in params if p not in {"size_average", "reduce", "reduction"}}
+PROBABILITY_EPS = 1e-7  # probabilities are clamped this far from 0 and 1 before a log
 
 
 class Loss(nn.Module):
-    """A torch.nn loss chosen by name, applied to the steps a mask keeps.
+    """A torch criterion applied to the steps a mask keeps.
 
     `align` flattens per-step outputs and drops padded steps, so losses and metrics see the same
     elements: classification as (N, C) scores and (N,) labels, other kinds as (N, ...) pairs.
     """
 
-    def __init__(self, name: str, **options: float) -> None:
-        super().__init__()
-        self.name = name
-        self.spec = LOSSES[name]
-        self.criterion = self.spec.criterion(**options)
+    kinds: ClassVar[frozenset[TaskKind]]  # the task kinds this loss fits; others are refused at start-up
 
-    @property
-    def output(self) -> str:
-        return self.spec.output
+    def __init__(self, criterion: nn.Module) -> None:
+        super().__init__()
+        self.criterion = criterion
+
+    @staticmethod
+    def output_layer() -> nn.Module:
+        """The network's last layer for this loss: raw scores (regression values, logits) by default."""
+        return nn.Identity()
+
+    def logits(self, out: torch.Tensor) -> torch.Tensor:
+        """The network's output as scores a likelihood metric reads (logits where the output is a probability)."""
+        return out
 
     def align(
         self, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if mask is not None:  # (B, T) bool: keep real steps only
             out, y = out[mask], y[mask]
-        if TaskKind.CLASSIFICATION in self.spec.kinds and out.dim() > 2:
+        if TaskKind.CLASSIFICATION in self.kinds and out.dim() > 2:
             out, y = out.reshape(-1, out.shape[-1]), y.reshape(-1)
         return out, y
 
@@ -70,31 +50,79 @@ class Loss(nn.Module):
         return self.criterion(out, y)
 
 
-def bernoulli_nll(out: torch.Tensor, y: torch.Tensor, from_logits: bool, reduction: str = "none") -> torch.Tensor:
-    """The Bernoulli NLL of each label (or their sum), from logits or from probabilities."""
-    if from_logits:
-        return F.binary_cross_entropy_with_logits(out, y, reduction=reduction)
-    return F.binary_cross_entropy(out.clamp(1e-7, 1 - 1e-7), y, reduction=reduction)
+class MSE(Loss):
+    kinds = frozenset({TaskKind.REGRESSION})
+
+    def __init__(self) -> None:
+        super().__init__(nn.MSELoss())
 
 
-class BernoulliNLL(Metric):
-    """Negative log-likelihood per time step of multi-label (piano-roll) outputs, as music papers report it.
+class L1(Loss):
+    kinds = frozenset({TaskKind.REGRESSION})
 
-    The sum of the per-label Bernoulli NLLs of a step, averaged over every step seen (not over labels, not
-    per sequence). `from_logits` follows the loss: bce_with_logits trains on logits, bce on probabilities.
-    """
+    def __init__(self) -> None:
+        super().__init__(nn.L1Loss())
 
-    full_state_update = False
 
-    def __init__(self, from_logits: bool = True) -> None:
-        super().__init__()
-        self.from_logits = from_logits
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("steps", default=torch.tensor(0), dist_reduce_fx="sum")
+class Huber(Loss):
+    kinds = frozenset({TaskKind.REGRESSION})
 
-    def update(self, out: torch.Tensor, y: torch.Tensor) -> None:  # (N steps, labels)
-        self.total += bernoulli_nll(out, y, self.from_logits, reduction="sum").double()
-        self.steps += out.shape[0]
+    def __init__(self, delta: float = 1.0) -> None:
+        super().__init__(nn.HuberLoss(delta=delta))
 
-    def compute(self) -> torch.Tensor:
-        return self.total / self.steps
+
+class CrossEntropy(Loss):
+    """On raw scores: the softmax is inside the criterion."""
+
+    kinds = frozenset({TaskKind.CLASSIFICATION})
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__(nn.CrossEntropyLoss(label_smoothing=label_smoothing))
+
+
+class NLL(Loss):
+    """On log-probabilities: the network ends with a log-softmax."""
+
+    kinds = frozenset({TaskKind.CLASSIFICATION})
+
+    def __init__(self) -> None:
+        super().__init__(nn.NLLLoss())
+
+    @staticmethod
+    def output_layer() -> nn.Module:
+        return nn.LogSoftmax(dim=-1)
+
+
+class BCE(Loss):
+    """On probabilities: the network ends with a sigmoid."""
+
+    kinds = frozenset({TaskKind.MULTILABEL})
+
+    def __init__(self) -> None:
+        super().__init__(nn.BCELoss())
+
+    @staticmethod
+    def output_layer() -> nn.Module:
+        return nn.Sigmoid()
+
+    def logits(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.logit(out, eps=PROBABILITY_EPS)
+
+
+class BCEWithLogits(Loss):
+    """On logits: the sigmoid is inside the criterion (more stable than BCE)."""
+
+    kinds = frozenset({TaskKind.MULTILABEL})
+
+    def __init__(self) -> None:
+        super().__init__(nn.BCEWithLogitsLoss())
+
+
+class HingeEmbedding(Loss):
+    """On the distance between a pair's two encodings: small for same-class pairs, above `margin` otherwise."""
+
+    kinds = frozenset({TaskKind.SIMILARITY})
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__(nn.HingeEmbeddingLoss(margin=margin))
+

@@ -7,7 +7,7 @@ import torch
 from torchmetrics import MetricCollection
 
 from seqlab import names
-from seqlab.models.losses import BernoulliNLL, Loss
+from seqlab.models.losses import Loss
 
 
 class SequenceModule(L.LightningModule):
@@ -22,9 +22,6 @@ class SequenceModule(L.LightningModule):
         super().__init__()
         self.net, self.loss = net, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
-        for metric in metrics.values():  # a likelihood metric must know what the network emits
-            if isinstance(metric, BernoulliNLL):
-                metric.from_logits = loss.output == "identity"
         self.val_metrics = metrics.clone(prefix=f"{names.VAL}/")
         self.test_metrics = metrics.clone(prefix=f"{names.TEST}/")
         # Each stage's loss so far this epoch: (sum of loss x batch size, examples), logged once as the mean.
@@ -51,30 +48,25 @@ class SequenceModule(L.LightningModule):
 
     def _log_mean_loss(self, stage: str) -> None:
         total, count = self._loss_totals.pop(stage, (0.0, 0))
-        if count and not self.trainer.barebones:
+        if count:
             self.log(names.metric_key(stage, "loss"), total / count, on_step=False, on_epoch=True)
 
     def _step(self, stage: str, batch: dict[str, torch.Tensor], metrics: MetricCollection) -> None:
         # Updated here, logged once at the epoch end (torchmetrics' update/compute pattern): each self.log
-        # call runs Lightning's result bookkeeping, which per batch is a cost the bare loop does not pay
-        # (`seqlab-bench overhead`, "Lightning alone").
+        # call runs Lightning's result bookkeeping, a per-batch cost worth avoiding.
         out, y = self._outputs(batch)
         self._add_loss(stage, self.loss(out, y), batch["y"].shape[0])
-        metrics.update(out.detach(), y)
+        metrics.update(self.loss.logits(out.detach()), y)
 
     def _log_epoch(self, stage: str, metrics: MetricCollection) -> None:
         self._log_mean_loss(stage)
-        values = metrics.compute()
-        # Lightning's barebones mode refuses self.log; `seqlab-bench overhead` trains this module in it to
-        # time Lightning's own minimal loop, which does the same work here, only logs none of it.
-        if not self.trainer.barebones:
-            self.log_dict(values)
+        self.log_dict(metrics.compute())
         metrics.reset()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        # No self.log per step: each call costs Lightning ~0.1 ms of bookkeeping, a few % of a small step
-        # (`seqlab-bench overhead`). The epoch mean is summed here and logged once; the step loss only on
-        # the steps the logger writes (every trainer.log_every_n_steps, Lightning's own rule).
+        # No self.log per step: each call runs Lightning's bookkeeping, a noticeable share of a small step.
+        # The epoch mean is summed here and logged once; the step loss only on the steps the logger
+        # writes (every trainer.log_every_n_steps, Lightning's own rule).
         out, y = self._outputs(batch)
         loss = self.loss(out, y)
         n = batch["y"].shape[0]

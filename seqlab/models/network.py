@@ -1,87 +1,23 @@
-"""The recurrent network: (embedding | conv front-end) -> RNN/LSTM/GRU -> norm -> readout -> head.
+"""The recurrent network: (embedding | conv front-end) -> cell -> norm -> readout -> head -> output layer.
 
-Pure torch.nn, no Lightning: the same module is trained by seqlab, by the bare-loop benchmark, and
-served from MLflow.
+Pure torch.nn, no Lightning, no Hydra: the same module is trained by seqlab and served from MLflow. The cell
+and the norm are passed in as factories (conf/cell, conf/norm), the output layer by the loss.
 """
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from seqlab.tasks.base import TaskSpec
+from seqlab.models.options import ACTIVATIONS, POOLS, NetworkOptions
+from seqlab.spec import TaskSpec
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-NONLINEARITIES = ("tanh", "relu")
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-}
-READOUTS = ("last", "mean", "max", "attention")
-FRONTENDS = ("none", "conv1d")
-POOLS: dict[str, type[nn.Module] | None] = {"none": None, "max": nn.MaxPool1d, "avg": nn.AvgPool1d}
-NORMS = ("none", "batch", "layer", "group")
-OUTPUTS = ("identity", "log_softmax", "sigmoid")
+CellFactory = Callable[..., nn.Module]  # (input_size, hidden_size, num_layers=, bidirectional=, dropout=)
+NormFactory = Callable[[int], nn.Module]  # (width); forward(h, mask)
 
 
-# Every norm takes the recurrent outputs and the (B, T) mask of a padded batch's real steps (None: all
-# real). Only batch norm mixes steps of different sequences, so only it reads the mask; layer norm is per
-# step, and tasks that pad refuse group norm.
-
-
-class ChannelNorm(nn.Module):
-    """Apply a (B, C, T) normalization (GroupNorm) to (B, T, C) recurrent outputs."""
-
-    def __init__(self, norm: nn.Module) -> None:
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.norm(h.transpose(1, 2)).transpose(1, 2)
-
-
-class StepLayerNorm(nn.LayerNorm):
-    """LayerNorm over each step's features (a subclass, so checkpoints keep the keys norm.weight/bias)."""
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return super().forward(h)
-
-
-class NoNorm(nn.Identity):
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return h
-
-
-class StepBatchNorm(nn.Module):
-    """BatchNorm1d over the real time steps of (B, T, C) recurrent outputs.
-
-    In a padded batch (music: pieces of different lengths) the outputs past a piece's end are not data;
-    statistics over all B x T steps would let the amount of padding move the normalization and the
-    running statistics that evaluation uses. Given a (B, T) mask, only the real steps count; the padded
-    ones pass through unnormalized (the loss never sees them).
-    """
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm1d(width)  # named as in earlier versions: checkpoints keep their keys
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None:  # every step is real
-            return self.norm(h.reshape(-1, h.shape[-1])).reshape(h.shape)
-        return h.masked_scatter(mask.unsqueeze(-1), self.norm(h[mask]))
-
-
-def make_norm(name: str, width: int, num_groups: int) -> nn.Module:
-    if name == "batch":
-        return StepBatchNorm(width)
-    if name == "group":
-        return ChannelNorm(nn.GroupNorm(num_groups, width))
-    if name == "layer":
-        return StepLayerNorm(width)
-    return NoNorm()
+def _activation(name: str) -> nn.Module:
+    return getattr(nn, ACTIVATIONS[name])()
 
 
 class ConvFrontend(nn.Module):
@@ -90,9 +26,9 @@ class ConvFrontend(nn.Module):
     def __init__(self, in_size: int, channels: int, kernel: int, activation: str, pool: str, pool_size: int):
         super().__init__()
         self.conv = nn.Conv1d(in_size, channels, kernel, padding=kernel // 2)
-        self.act = ACTIVATIONS[activation]()
-        pool_cls = POOLS[pool]
-        self.pool = pool_cls(pool_size) if pool_cls else nn.Identity()
+        self.act = _activation(activation)
+        pool_layer = POOLS[pool]
+        self.pool = getattr(nn, pool_layer)(pool_size) if pool_layer else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, T', C)
         h = self.act(self.conv(x.transpose(1, 2)))  # (B, C, T)
@@ -103,66 +39,53 @@ class SequenceNet(nn.Module):
     def __init__(
         self,
         spec: TaskSpec,
-        cell: str = "lstm",
-        nonlinearity: str = "tanh",
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        activation: str = "relu",
-        readout: str = "last",
-        attention_heads: int = 1,
-        head_hidden: int | None = None,
-        frontend: str = "none",
-        conv_channels: int = 32,
-        conv_kernel: int = 3,
-        pool: str = "none",
-        pool_size: int = 2,
-        embedding_dim: int = 16,
-        norm: str = "none",
-        num_groups: int = 1,
-        output: str = "identity",
+        cell: CellFactory,
+        norm: NormFactory,
+        options: NetworkOptions | None = None,
+        output_layer: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.spec, self.readout, self.output = spec, readout, output
-        self.hidden_size, self.bidirectional = hidden_size, bidirectional
+        options = options or NetworkOptions()
+        self.spec, self.options, self.readout = spec, options, options.readout
+        self.hidden_size, self.bidirectional = options.hidden_size, options.bidirectional
 
         in_size = spec.input_size
-        self.embed = nn.Embedding(spec.vocab_size, embedding_dim) if spec.vocab_size else None
+        self.embed = nn.Embedding(spec.vocab_size, options.embedding_dim) if spec.vocab_size else None
         if self.embed is not None:
-            in_size = embedding_dim
+            in_size = options.embedding_dim
         self.frontend = None
-        if frontend == "conv1d":
-            self.frontend = ConvFrontend(in_size, conv_channels, conv_kernel, activation, pool, pool_size)
-            in_size = conv_channels
+        if options.frontend == "conv1d":
+            self.frontend = ConvFrontend(
+                in_size, options.conv_channels, options.conv_kernel, options.activation, options.pool, options.pool_size
+            )
+            in_size = options.conv_channels
 
-        rnn_options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](
+        self.rnn = cell(
             in_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,  # torch applies it between stacked layers only
-            **rnn_options,
+            options.hidden_size,
+            num_layers=options.num_layers,
+            bidirectional=options.bidirectional,
+            dropout=options.dropout,
         )
-        width = hidden_size * (2 if bidirectional else 1)
-        self.norm = make_norm(norm, width, num_groups)
+        width = options.width
+        self.norm = norm(width)
         self.attention = None
-        if readout == "attention" and not spec.per_step:
+        if options.readout == "attention" and not spec.per_step:
             self.query = nn.Parameter(torch.randn(1, 1, width) / width**0.5)
-            self.attention = nn.MultiheadAttention(width, attention_heads, batch_first=True)
-        head_hidden = hidden_size if head_hidden is None else head_hidden
+            self.attention = nn.MultiheadAttention(width, options.attention_heads, batch_first=True)
+        head_hidden = options.hidden_size if options.head_hidden is None else options.head_hidden
         self.head_hidden = head_hidden
         if head_hidden == 0:  # a linear read-out, as in Chung et al. 2014: the budget goes to the cell
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, spec.output_size))
+            self.head = nn.Sequential(nn.Dropout(options.dropout), nn.Linear(width, spec.output_size))
         else:
             self.head = nn.Sequential(
-                nn.Dropout(dropout),
+                nn.Dropout(options.dropout),
                 nn.Linear(width, head_hidden),
-                ACTIVATIONS[activation](),
+                _activation(options.activation),
                 nn.Linear(head_hidden, spec.output_size),
             )
+        # what the loss needs the network to emit (log-probabilities, probabilities, or the raw scores)
+        self.output_layer = output_layer if output_layer is not None else nn.Identity()
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, F) floats or (B, T) symbols -> (B, T', D) normalized recurrent outputs; `mask` (B, T):
@@ -191,26 +114,8 @@ class SequenceNet(nn.Module):
         h = self.encode(x, mask)
         if not self.spec.per_step:
             h = self.pool(h)
-        out = self.head(h)  # (B, out) or (B, T, out)
-        if self.output == "log_softmax":
-            return torch.log_softmax(out, dim=-1)
-        if self.output == "sigmoid":
-            return torch.sigmoid(out)
-        return out
+        return self.output_layer(self.head(h))  # (B, out) or (B, T, out)
 
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
-
-
-def build_network(spec: TaskSpec, param_budget: int | None = None, **options) -> SequenceNet:
-    """The `_target_` of the model config: builds the network for a task.
-
-    With a param_budget the hidden size (and if needed the head's width) is chosen to match it
-    (seqlab.models.budget) and the given hidden_size is ignored, so any code instantiating a logged model config gets the same net.
-    """
-    if param_budget is not None:
-        from seqlab.models.budget import fit_budget
-
-        options |= fit_budget(param_budget, spec, **options)
-    return SequenceNet(spec, **options)

@@ -14,7 +14,7 @@ column must equal the logged `test/nll`.
 import argparse
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +43,18 @@ class PieceNLLs:
         return float((self.total - self.first).sum() / (self.steps - 1).sum())
 
 
-def piece_nlls(net: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], from_logits: bool) -> PieceNLLs:
-    """The NLLs of every piece in padded, masked batches (the task's test loader: the batches seqlab tests on)."""
-    from seqlab.models.losses import bernoulli_nll
+def piece_nlls(
+    net: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], logits: Callable[[torch.Tensor], torch.Tensor]
+) -> PieceNLLs:
+    """The NLLs of every piece in padded, masked batches (the task's test loader: the batches seqlab tests on);
+    `logits` turns the network's output into logits (Loss.logits), as the run's own test/nll read it."""
+    from seqlab.tasks.music import bernoulli_nll
 
     totals, counts, firsts = [], [], []
     net.eval()
     with torch.inference_mode():
         for batch in batches:
-            nll = bernoulli_nll(net(batch["x"]), batch["y"], from_logits).sum(-1).double() * batch["mask"]  # (B, T)
+            nll = bernoulli_nll(logits(net(batch["x"])), batch["y"]).sum(-1).double() * batch["mask"]  # (B, T)
             totals.append(nll.sum(1))
             counts.append(batch["mask"].sum(1))
             firsts.append(nll[:, 0])
@@ -80,7 +83,7 @@ class RunNLLs:
 
 def run_nlls(client: MlflowClient, run_id: str) -> RunNLLs:
     """A finished music run's test pieces' NLLs, recomputed from its logged best checkpoint."""
-    from seqlab.models.losses import BernoulliNLL
+    from seqlab.assemble import choice_name
     from seqlab.reproduce.run_config import as_seqlab_config, get_run, logged_config
     from seqlab.tasks.music import MusicTask
     from seqlab.train import build
@@ -96,10 +99,8 @@ def run_nlls(client: MlflowClient, run_id: str) -> RunNLLs:
     with tempfile.TemporaryDirectory() as tmp:
         state = torch.load(best_checkpoint(client, run_id, Path(tmp)), weights_only=True)["state_dict"]
     module.load_state_dict(state)
-    # scored as the run's own test/nll metric scored it: from logits or from probabilities, as the loss trained
-    [metric] = [m for m in module.test_metrics.values() if isinstance(m, BernoulliNLL)]
-    nlls = piece_nlls(module.net, task.test_dataloader(), metric.from_logits)
-    return RunNLLs(run.info.run_name or run_id, cfg.task.dataset, cfg.cell.name,
+    nlls = piece_nlls(module.net, task.test_dataloader(), module.loss.logits)
+    return RunNLLs(run.info.run_name or run_id, cfg.task.dataset, choice_name(cfg.cell),
                    run.data.metrics.get(f"{names.TEST}/nll"), nlls)
 
 

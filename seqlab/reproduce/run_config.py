@@ -5,6 +5,7 @@ changed. The logged tracking.uri may be redacted, so callers set the store they 
 """
 
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.config import SeqlabConfig
+from seqlab.config import ModelConfig, SeqlabConfig
 from seqlab.errors import ConfigError, TrackingError
 from seqlab.tracking.params import redact
 
@@ -49,10 +50,60 @@ def logged_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
         return OmegaConf.to_container(OmegaConf.load(Path(path)))
 
 
+LEGACY_MODEL_TARGET = "seqlab.models.network.build_network"
+LEGACY_LOSS_TARGET = "seqlab.models.losses.Loss"
+
+
+def _packaged_option(group: str, name: Any, run_id: str) -> dict[str, Any]:
+    entry = files("seqlab.conf").joinpath(group, f"{name}.yaml")
+    if not entry.is_file():
+        raise ConfigError(
+            f"Run '{run_id}' was logged with {group}={name}, which this seqlab no longer has in conf/{group}/; "
+            "check out the run's git.commit tag to rerun it."
+        )
+    return OmegaConf.to_container(OmegaConf.create(entry.read_text()))
+
+
+def _as_choice(section: dict[str, Any], group: str, run_id: str) -> dict[str, Any]:
+    """An old-style `{name: gru, <option>: ...}` section as today's option of that name, with the options
+    today's option has (an old config listed every cell's and norm's option for every choice)."""
+    choice = _packaged_option(group, section.get("name"), run_id)
+    return choice | {k: v for k, v in section.items() if k in choice}
+
+
+def translate_legacy(plain: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """A config logged before cells, norms and losses were `_target_` sections, in today's shape.
+
+    Those runs named their cell, norm and loss (`cell.name=gru`) and the network was built by name; the
+    same names are today's options in conf/, so the translation trains the same network.
+    """
+    plain = dict(plain)
+    for group in ("cell", "norm"):
+        section = plain.get(group)
+        if isinstance(section, dict) and "_target_" not in section and "name" in section:
+            plain[group] = _as_choice(section, group, run_id)
+    loss = plain.get("loss")
+    if isinstance(loss, dict) and loss.get("_target_") == LEGACY_LOSS_TARGET:
+        plain["loss"] = _as_choice({k: v for k, v in loss.items() if k != "_target_"}, "loss", run_id)
+    model = plain.get("model")
+    if isinstance(model, dict) and model.get("_target_") == LEGACY_MODEL_TARGET:
+        plain["model"] = model | {"_target_": ModelConfig._target_}
+    # presets then assumed cell.nonlinearity=tanh for every cell; only the rnn has it now
+    published_cell = ((plain.get("published") or {}).get("setting") or {}).get("cell")
+    if isinstance(published_cell, dict):
+        for key in [k for k in published_cell if k not in plain.get("cell", {})]:
+            del published_cell[key]
+        if not published_cell:
+            del plain["published"]["setting"]["cell"]
+    return plain
+
+
 def as_seqlab_config(plain: dict[str, Any], run_id: str) -> DictConfig:
-    """The plain config under seqlab's typed schema, so overrides and validate treat it like a composed one."""
+    """The plain config under seqlab's typed schema, so overrides and validate treat it like a composed one.
+
+    A config in an older shape is translated first (translate_legacy)."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(SeqlabConfig), plain)
+        return OmegaConf.merge(OmegaConf.structured(SeqlabConfig), translate_legacy(plain, run_id))
     except OmegaConfBaseException as exc:
         raise ConfigError(
             f"The config logged by run '{run_id}' does not fit this seqlab's schema: {exc.msg}. "

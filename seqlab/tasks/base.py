@@ -1,8 +1,6 @@
 """The one small interface every task implements: build tensors once, declare what they are."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,25 +12,8 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from seqlab import names
 from seqlab.errors import ConfigError
+from seqlab.spec import TaskKind, TaskSpec
 from seqlab.tasks.batching import TensorSplit, batch_loader, batches_of
-
-
-class TaskKind(StrEnum):
-    REGRESSION = "regression"
-    CLASSIFICATION = "classification"
-    MULTILABEL = "multi-label"
-    SIMILARITY = "similarity"
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """What the network must know about a task's tensors to size its input and output layers."""
-
-    kind: TaskKind
-    input_size: int  # features per time step (ignored when vocab_size is set)
-    output_size: int  # values predicted per example, or per step when per_step
-    vocab_size: int | None = None  # discrete input symbols: fed through nn.Embedding
-    per_step: bool = False  # one prediction per time step (B, T, out) instead of per sequence (B, out)
 
 
 class Task(L.LightningDataModule):
@@ -43,8 +24,7 @@ class Task(L.LightningDataModule):
     """
 
     name: ClassVar[str]  # the config option, task=<name>; used in run names
-    kind: ClassVar[TaskKind]
-    default_loss: ClassVar[str]  # conf/loss option set by the task's config
+    kind: ClassVar[TaskKind]  # which losses fit (each loss declares its kinds); the YAML sets the default loss
     per_step: ClassVar[bool] = False  # predictions at every time step (no readout, no pooling)
     causal: ClassVar[bool] = False  # next-step prediction: step t must not see inputs after t
 

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from seqlab.config import at_least
+from seqlab.checks import at_least
 from seqlab.errors import ConfigError, DataError
-from seqlab.tasks.base import Task, TaskKind, TaskSpec, check_split_fractions
+from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks.base import Task, check_split_fractions
 from seqlab.tasks.table import read_table
 from seqlab.tasks.windows import forecast_splits, zscore
 
@@ -19,7 +20,6 @@ class CsvTask(Task):
 
     name = "csv"
     kind = TaskKind.REGRESSION
-    default_loss = "mse"
 
     def __init__(
         self,

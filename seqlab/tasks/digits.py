@@ -2,7 +2,8 @@
 
 import torch
 
-from seqlab.tasks.base import Task, TaskKind, TaskSpec, check_split_fractions, seeded_generator
+from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks.base import Task, check_split_fractions, seeded_generator
 from seqlab.tasks.batching import TensorSplit
 
 SPLIT_SEED = 0  # one fixed split for every run, so cells and seeds compare on the same test images
@@ -17,7 +18,6 @@ class DigitsTask(Task):
 
     name = "digits"
     kind = TaskKind.CLASSIFICATION
-    default_loss = "cross_entropy"
 
     def __init__(
         self, pixelwise: bool = False, val_fraction: float = 0.15, test_fraction: float = 0.15,

@@ -3,9 +3,10 @@
 from pathlib import Path
 from typing import ClassVar
 
-from seqlab.config import at_least
+from seqlab.checks import at_least
 from seqlab.errors import ConfigError
-from seqlab.tasks.base import Task, TaskKind, TaskSpec
+from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks.base import Task
 from seqlab.tasks.download import fetch
 from seqlab.tasks.table import read_table
 from seqlab.tasks.windows import forecast_splits, zscore
@@ -29,7 +30,6 @@ class ETTTask(Task):
 
     name = "ett"
     kind = TaskKind.REGRESSION
-    default_loss = "mse"
     DATASETS: ClassVar[tuple[str, ...]] = tuple(ROWS_PER_HOUR)
 
     def __init__(

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from torchmetrics import MetricCollection
+from torch.nn import functional as F
+from torchmetrics import Metric, MetricCollection
 
-from seqlab.config import at_least
+from seqlab.checks import at_least
 from seqlab.errors import ConfigError, DataError
-from seqlab.models.losses import BernoulliNLL
-from seqlab.tasks.base import Task, TaskKind, TaskSpec
+from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks.base import Task
 from seqlab.tasks.batching import gather_rows
 from seqlab.tasks.download import fetch
 
@@ -66,12 +67,39 @@ class PaddedSequences:
         return chunks
 
 
+def bernoulli_nll(logits: torch.Tensor, y: torch.Tensor, reduction: str = "none") -> torch.Tensor:
+    """The Bernoulli NLL of each label (or their sum), from logits."""
+    return F.binary_cross_entropy_with_logits(logits, y, reduction=reduction)
+
+
+class BernoulliNLL(Metric):
+    """Negative log-likelihood per time step of multi-label (piano-roll) outputs, as music papers report it.
+
+    The sum of the per-label Bernoulli NLLs of a step, averaged over every step seen (not over labels, not
+    per sequence). It reads logits: the module hands every metric `Loss.logits` of the network's output.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("steps", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:  # (N steps, labels)
+        self.total += bernoulli_nll(logits, y, reduction="sum").double()
+        self.steps += logits.shape[0]
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.steps
+
+
 class MusicTask(Task):
     """Next-step prediction of 88 binary notes; `nll` is the papers' negative log-likelihood per step."""
 
     name = "music"
     kind = TaskKind.MULTILABEL
-    default_loss = "bce_with_logits"
     per_step = True
     causal = True
     DATASETS: ClassVar[tuple[str, ...]] = tuple(FILES)

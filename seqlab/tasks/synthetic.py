@@ -6,9 +6,10 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from seqlab.config import at_least
+from seqlab.checks import at_least
 from seqlab.errors import ConfigError
-from seqlab.tasks.base import Task, TaskKind, TaskSpec, seeded_generator
+from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks.base import Task, seeded_generator
 from seqlab.tasks.batching import TensorSplit
 from seqlab.tasks.windows import forecast_splits, zscore
 
@@ -24,7 +25,6 @@ class SineTask(Task):
 
     name = "sine"
     kind = TaskKind.REGRESSION
-    default_loss = "mse"
 
     def __init__(
         self,
@@ -69,7 +69,6 @@ class AddingTask(Task):
 
     name = "adding"
     kind = TaskKind.REGRESSION
-    default_loss = "mse"
 
     def __init__(
         self,
@@ -116,7 +115,6 @@ class CopyTask(Task):
 
     name = "copy"
     kind = TaskKind.CLASSIFICATION
-    default_loss = "cross_entropy"
     per_step = True
 
     def __init__(
@@ -190,7 +188,6 @@ class MackeyGlassTask(Task):
 
     name = "mackey_glass"
     kind = TaskKind.REGRESSION
-    default_loss = "mse"
 
     def __init__(
         self,
@@ -224,6 +221,7 @@ class PairAccuracy(Metric):
     """Share of pairs judged right: "same" when their distance is below `threshold` (half the hinge margin)."""
 
     full_state_update = False
+    higher_is_better = True
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__()
@@ -251,7 +249,6 @@ class SimilarityTask(Task):
 
     name = "similarity"
     kind = TaskKind.SIMILARITY
-    default_loss = "hinge_embedding"
 
     def __init__(
         self,

@@ -49,20 +49,13 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-def network_options(cfg: Any, module: Any) -> dict[str, Any]:
-    """The keyword arguments that rebuild `module.net` with build_network(spec, **options)."""
+def network_sections(cfg: Any) -> dict[str, Any]:
+    """The config sections that rebuild the run's network (seqlab.assemble.network), resolved to plain values."""
     from omegaconf import OmegaConf
 
-    model = OmegaConf.to_container(cfg.model, resolve=True)
-    # param_budget already chose hidden_size (written back into cfg.model by train): rebuild that size
-    options = {k: v for k, v in model.items() if k not in ("_target_", "param_budget")}
-    return options | dict(
-        cell=cfg.cell.name,
-        nonlinearity=cfg.cell.nonlinearity,
-        norm=cfg.norm.name,
-        num_groups=cfg.norm.num_groups,
-        output=module.loss.output,
-    )
+    sections = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "cell", "norm", "loss")}
+    sections["model"]["param_budget"] = None  # it already chose hidden_size (train writes it into cfg.model)
+    return sections
 
 
 def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: Any, cfg: Any, title: str) -> None:
@@ -83,16 +76,18 @@ def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: An
     test = task.splits["test"]
     batch = test[torch.arange(min(N_EXAMPLES, len(test)))]
     module.eval()
-    with torch.no_grad():
-        out = module.net(batch["x"])
+    with torch.no_grad():  # a siamese task's prediction is the distance between its pair's encodings
+        out = module.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else module.net(batch["x"])
+    mask = batch.get("mask")
     truth, predicted = batch["y"], out
-    if "mask" in batch:  # padded steps carry no truth
-        predicted = predicted * batch["mask"].unsqueeze(-1) if predicted.dim() == 3 else predicted
+    if mask is not None and predicted.dim() == 3:  # padded steps carry no truth
+        predicted = predicted * mask.unsqueeze(-1)
     path = predictions_vs_truth(
-        batch["x"].numpy(), truth.numpy(), predicted.numpy(), str(task.kind), plots / "predictions.png", title
+        batch["x"].numpy(), truth.numpy(), predicted.numpy(), str(task.kind), plots / "predictions.png", title,
+        mask=None if mask is None else mask.numpy(), threshold=getattr(task, "threshold", None),
     )
     run.log_artifact(path, names.PLOT_ARTIFACTS)
 
     example = batch["x"][:N_SERVED_EXAMPLE].numpy()
-    served = save_served_model(module.net, task.spec(), network_options(cfg, module), example, output_dir / "served")
+    served = save_served_model(module.net, task.spec(), network_sections(cfg), example, output_dir / "served")
     run.log_artifact(served, names.MODEL_ARTIFACT)

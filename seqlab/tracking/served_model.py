@@ -1,8 +1,9 @@
 """The trained network as an MLflow pyfunc model: `mlflow.pyfunc.load_model("runs:/<id>/model")`.
 
 The model folder holds the weights (a state_dict, loaded with weights_only=True: no pickled code runs)
-and the network's build options as JSON, plus seqlab's source (code_paths), so it loads, and
-`mlflow models serve` serves it, wherever torch is installed.
+and the config sections that build the network (model, cell, norm, loss) as JSON, plus seqlab's source
+(code_paths), so it loads, and `mlflow models serve` serves it, wherever torch and Hydra are installed. A
+cell, norm or loss defined outside seqlab must be importable where the model is loaded.
 """
 
 import json
@@ -32,12 +33,12 @@ class SequenceNetModel(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        from seqlab.models.network import build_network
-        from seqlab.tasks.base import TaskKind, TaskSpec
+        from seqlab.assemble import network
+        from seqlab.spec import TaskKind, TaskSpec
 
-        network = json.loads(Path(context.artifacts[NETWORK]).read_text())
-        spec = TaskSpec(**(network["spec"] | {"kind": TaskKind(network["spec"]["kind"])}))
-        self.net = build_network(spec, **network["options"])
+        saved = json.loads(Path(context.artifacts[NETWORK]).read_text())
+        spec = TaskSpec(**(saved["spec"] | {"kind": TaskKind(saved["spec"]["kind"])}))
+        self.net = network(saved["sections"], spec)
         self.net.load_state_dict(torch.load(context.artifacts[WEIGHTS], weights_only=True))
         self.net.eval()
 
@@ -46,12 +47,14 @@ class SequenceNetModel(mlflow.pyfunc.PythonModel):
             return self.net(torch.as_tensor(np.asarray(model_input))).numpy()
 
 
-def save_served_model(net: torch.nn.Module, spec: Any, options: dict[str, Any], example: np.ndarray, folder: Path) -> Path:
+def save_served_model(
+    net: torch.nn.Module, spec: Any, sections: dict[str, Any], example: np.ndarray, folder: Path
+) -> Path:
     """Write the pyfunc model into folder/model (signature and input example included); returns that path."""
     folder.mkdir(parents=True, exist_ok=True)
     weights, network = folder / "weights.pt", folder / "network.json"
     torch.save(net.state_dict(), weights)
-    network.write_text(json.dumps({"spec": asdict(spec), "options": options}))
+    network.write_text(json.dumps({"spec": asdict(spec), "sections": sections}))
     net.eval()
     with torch.no_grad():
         output = net(torch.as_tensor(example)).numpy()
@@ -71,7 +74,9 @@ def save_served_model(net: torch.nn.Module, spec: Any, options: dict[str, Any], 
 
 
 def _save(target: Path, weights: Path, network: Path, example: np.ndarray, output: np.ndarray) -> None:
+    import hydra
     import lightning
+    import omegaconf
     import torchmetrics
     from mlflow.models import infer_signature
 
@@ -89,6 +94,8 @@ def _save(target: Path, weights: Path, network: Path, example: np.ndarray, outpu
             f"lightning=={lightning.__version__}",
             f"torchmetrics=={torchmetrics.__version__}",
             f"mlflow=={mlflow.__version__}",
+            f"hydra-core=={hydra.__version__}",
+            f"omegaconf=={omegaconf.__version__}",
             f"numpy=={np.__version__}",
         ],
     )
