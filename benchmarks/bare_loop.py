@@ -3,7 +3,7 @@
 It trains the very same network, data, batch order, loss and optimizer as the seqlab run of `cfg`
 (both come from `seqlab.train.build`, which also sets torch's deterministic mode for both), on the same
 device (trainer.accelerator), so the time difference is what Lightning, Hydra and MLflow cost.
-tests/test_bench.py checks the two end with equal weights.
+tests/test_bare_loop.py checks the two end with equal weights.
 """
 
 import itertools
