@@ -17,7 +17,7 @@ from seqlab import names
 
 from conftest import seqlab_env
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 SECRET = "hunter2-secret"
 
 
@@ -53,30 +53,44 @@ class MlflowServer:
             self.proc.wait()
 
 
-@pytest.fixture
-def server(tmp_path):
-    server = MlflowServer(tmp_path)
+@pytest.fixture(scope="module")
+def _module_server(tmp_path_factory):
+    """One server for the module (it takes seconds to start); each test logs to an experiment of its own."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     server.start()
     yield server
     server.stop()
 
 
-def _seqlab(tmp_path: Path, uri: str, *overrides: str) -> subprocess.Popen:
+@pytest.fixture
+def server(_module_server):
+    if _module_server.proc is None or _module_server.proc.poll() is not None:  # a test that stopped it failed
+        _module_server.start()
+    return _module_server
+
+
+@pytest.fixture
+def experiment(request) -> str:
+    return request.node.name
+
+
+def _seqlab(tmp_path: Path, uri: str, experiment: str, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "seqlab.train", f"tracking.uri={uri}", "tracking.system_metrics=false", *overrides],
+        [sys.executable, "-m", "seqlab.train", f"tracking.uri={uri}", f"tracking.experiment={experiment}",
+         "tracking.system_metrics=false", *overrides],
         cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
-def _the_run(client: MlflowClient):
-    [run] = client.search_runs([client.get_experiment_by_name("seqlab").experiment_id])
+def _the_run(client: MlflowClient, experiment: str):
+    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     return run
 
 
-def _wait_for_first_epoch(client: MlflowClient, proc: subprocess.Popen, timeout: float = 180) -> str:
+def _wait_for_first_epoch(client: MlflowClient, proc: subprocess.Popen, experiment: str, timeout: float = 180) -> str:
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        exp = client.get_experiment_by_name("seqlab")
+        exp = client.get_experiment_by_name(experiment)
         runs = client.search_runs([exp.experiment_id]) if exp else []
         if runs and names.VAL_LOSS in runs[0].data.metrics:
             return runs[0].info.run_id
@@ -98,27 +112,27 @@ def _assert_complete(client: MlflowClient, run_id: str) -> None:
     assert {"checkpoints", "plots", "model", "config.yaml"} <= listed
 
 
-def test_end_to_end_against_a_server_with_credentials_in_the_uri(server, tmp_path):
+def test_end_to_end_against_a_server_with_credentials_in_the_uri(server, experiment, tmp_path):
     uri = f"http://bob:{SECRET}@127.0.0.1:{server.port}"
-    proc = _seqlab(tmp_path, uri, "debug=fast")
+    proc = _seqlab(tmp_path, uri, experiment, "debug=fast")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output[-4000:]
     assert SECRET not in output
     client = MlflowClient(server.uri)
-    run = _the_run(client)
+    run = _the_run(client, experiment)
     assert run.info.status == "FINISHED"
     assert run.data.params["tracking.uri"] == f"http://***@127.0.0.1:{server.port}"
     config_yaml = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
     assert SECRET not in config_yaml + str(run.data.params) + str(run.data.tags)
     assert {"checkpoints", "plots", "model"} <= {f.path for f in client.list_artifacts(run.info.run_id)}
-    assert list((tmp_path / "server").parent.glob("artifacts/**/*.ckpt")), "artifacts went to the server's store"
+    assert list(server.root.glob(f"artifacts/**/{run.info.run_id}/**/*.ckpt")), "artifacts went to the server's store"
 
 
-def test_a_server_restarted_mid_training_loses_nothing(server, tmp_path):
+def test_a_server_restarted_mid_training_loses_nothing(server, experiment, tmp_path):
     client = MlflowClient(server.uri)
-    proc = _seqlab(tmp_path, server.uri, *SLOW_EPOCHS)
+    proc = _seqlab(tmp_path, server.uri, experiment, *SLOW_EPOCHS)
     try:
-        run_id = _wait_for_first_epoch(client, proc)
+        run_id = _wait_for_first_epoch(client, proc, experiment)
         server.stop()
         time.sleep(6)  # training goes on meanwhile; its metrics wait in the spool
         server.start()
@@ -130,11 +144,11 @@ def test_a_server_restarted_mid_training_loses_nothing(server, tmp_path):
     assert not list(tmp_path.rglob("mlflow-spool")), "an emptied spool is removed"
 
 
-def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, tmp_path):
+def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, experiment, tmp_path):
     client = MlflowClient(server.uri)
-    proc = _seqlab(tmp_path, server.uri, *SLOW_EPOCHS, "tracking.outage_wait_s=3")
+    proc = _seqlab(tmp_path, server.uri, experiment, *SLOW_EPOCHS, "tracking.outage_wait_s=3")
     try:
-        run_id = _wait_for_first_epoch(client, proc)
+        run_id = _wait_for_first_epoch(client, proc, experiment)
         server.stop()
         output, _ = proc.communicate(timeout=400)
     finally:
