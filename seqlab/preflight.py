@@ -13,7 +13,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.config import _unknown_key, check_override_keys, validate
+from seqlab.config import _unknown_key, check_override_keys, register_configs, validate
 from seqlab.errors import ConfigError
 from seqlab.tracking.sweep import sweep_jobs
 
@@ -38,11 +38,11 @@ def _explain_missing_option(exc: MissingConfigException, overrides: list[str]) -
 def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None:
     """Find the first key override that names no key of the config its group choices compose."""
     parsed = OverridesParser.create().parse_overrides(job)
-    group_choices = [o.input_line for o in parsed if o.key_or_group in groups]
+    group_choices = [o.input_line for o in parsed if o.key_or_group in groups or o.key_or_group == "hydra.searchpath"]
     base = compose(CONFIG_NAME, overrides=group_choices)
     for override in parsed:
         key = override.key_or_group
-        if key in groups or override.is_add() or override.is_force_add() or override.is_delete():
+        if key in groups or key.startswith("hydra") or override.is_add() or override.is_force_add() or override.is_delete():
             continue
         if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
             parent, _, leaf = key.rpartition(".")
@@ -95,11 +95,18 @@ def _preset_sweep(job: list[str]) -> list[str]:
     return [f"{key}={value}" for key, value in params.items()]
 
 
+def searchpath_overrides(argv: list[str]) -> list[str]:
+    """`hydra.searchpath=[...]` on the command line: the user's config folders, which every job composes with."""
+    return [a for a in argv if a.lstrip("+").startswith("hydra.searchpath=")]
+
+
 def preflight(argv: list[str]) -> list[list[str]]:
     """Raise ConfigError for the first job of the command line whose config is invalid; the jobs checked."""
     jobs = jobs_of(argv)
     if not jobs:
         return []
+    jobs = [[*searchpath_overrides(argv), *job] for job in jobs]
+    register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         groups = set(GlobalHydra.instance().config_loader().list_groups(""))
@@ -107,7 +114,8 @@ def preflight(argv: list[str]) -> list[list[str]]:
             _compose_job(jobs[0], groups)  # a bad override is explained before the preset is read
             preset = _preset_sweep(jobs[0])
             if preset:  # like Hydra's basic sweeper: the preset's sweep, then the command line on top
-                jobs = jobs_of(["--multirun", *preset, *(a for a in argv if not a.startswith("-"))]) or jobs
+                swept = jobs_of(["--multirun", *preset, *(a for a in argv if not a.startswith("-"))])
+                jobs = [[*searchpath_overrides(argv), *job] for job in swept] if swept else jobs
         for job in jobs:
             cfg = _compose_job(job, groups)
             try:

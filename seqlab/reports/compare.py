@@ -148,13 +148,16 @@ def runs_to_compare(client: MlflowClient, parent_run_id: str | None = None, expe
 def configuration_keys(runs: list[Run]) -> list[str]:
     """Params whose value differs between runs, seeds and bookkeeping aside.
 
-    A width that a parameter budget chose (IMPLIED) is left out when the other keys already tell the
-    same rows apart, so a budget sweep's rows read cell.name=gru; dropping it can never merge rows.
+    A width that a parameter budget chose (IMPLIED), and the other keys of a choice whose name varies (a
+    cell's `_target_` and options beside `cell.name`), are left out when the remaining keys already tell the
+    same rows apart, so a budget sweep's rows read cell.name=gru; dropping them can never merge rows.
     """
     keys = sorted({k for r in runs for k in r.data.params})
     varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
     chosen = [k for k in varying if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)]
-    for key in IMPLIED:
+    named = {k.removesuffix(".name") for k in chosen if k.endswith(".name")}
+    beside_a_name = [k for k in chosen if not k.endswith(".name") and k.rpartition(".")[0] in named]
+    for key in [*IMPLIED, *beside_a_name]:
         rest = [k for k in chosen if k != key]
         if key in chosen and rest and _row_count(runs, rest) == _row_count(runs, chosen):
             chosen = rest
