@@ -25,8 +25,8 @@ class BatchReseed(L.Callback):
         self._epoch_seeds: tuple[int, list[int]] = (-1, [])  # (epoch, the seed of each of its batches)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # The epoch's seeds in one go: SeedSequence takes ~10 us a call in a row but ~110 us between two
-        # training steps (caches cold after the step): 163 -> 57 us a batch on bai2018_jsb (SimpleProfiler).
+        # The epoch's seeds in one go: SeedSequence is several times slower called between two training
+        # steps (caches cold after the step) than called in a row.
         epoch, batches = trainer.current_epoch, trainer.num_training_batches
         self._epoch_seeds = (epoch, [batch_seed(self.seed, epoch, b) for b in range(batches)] if math.isfinite(batches) else [])
 
@@ -39,7 +39,7 @@ class BatchReseed(L.Callback):
         random.seed(value)
         np.random.seed(value)
         # The CPU generator directly: torch.manual_seed would also queue lazy CUDA/XPU/MTIA seeding,
-        # recording a stack trace each call, which cost ~1 ms a batch (`seqlab-bench overhead`).
+        # recording a stack trace each call, a cost paid on every batch.
         torch.default_generator.manual_seed(value)
         if torch.cuda.is_initialized():
             torch.cuda.manual_seed_all(value)

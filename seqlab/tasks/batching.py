@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, Sampler
 def gather_rows(source: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """source[rows] for an index tensor of any shape, via index_select on the flattened index.
 
-    Several times faster than advanced indexing on CPU (`seqlab-bench data`): advanced indexing pays a
-    multi-threaded kernel's overhead per call. Every batch of every task is cut with this.
+    Faster than advanced indexing on CPU (`python -m benchmarks data` measures it): advanced indexing pays
+    a multi-threaded kernel's overhead per call. Every batch of every task is cut with this.
     """
     return source.index_select(0, rows.reshape(-1)).view(*rows.shape, *source.shape[1:])
 
