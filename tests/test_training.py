@@ -228,3 +228,21 @@ def test_a_nan_validation_batch_makes_the_epoch_loss_nan_not_silently_dropped(ma
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     [logged] = trainer.validate(module, datamodule=task, verbose=False)
     assert torch.isnan(torch.tensor(logged["val/loss"]))
+
+
+def test_the_libraries_per_run_notices_stay_quiet_after_they_are_imported():
+    """On a GPU, Lightning logs `LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]` at INFO for each run (twice per
+    run in a benchmark's report, seen on an H100), and MLflow that it started and stopped monitoring system
+    metrics; importing either sets its package logger to INFO. seqlab's runs and benchmarks share one switch."""
+    import logging
+
+    from seqlab.train import quiet_library_notices
+
+    quiet_library_notices()
+    import lightning.pytorch  # noqa: F401
+    import mlflow.system_metrics.system_metrics_monitor  # noqa: F401
+
+    for notice in ("lightning.pytorch.accelerators.cuda", "mlflow.system_metrics.system_metrics_monitor",
+                   "mlflow.store.db.utils"):
+        assert not logging.getLogger(notice).isEnabledFor(logging.INFO), notice
+        assert logging.getLogger(notice).isEnabledFor(logging.WARNING), notice

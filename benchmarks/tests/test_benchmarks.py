@@ -1,6 +1,5 @@
 """Each benchmark runs in its tiny mode, so the script cannot rot (its numbers are not asserted)."""
 
-import logging
 import os
 import re
 import subprocess
@@ -228,22 +227,6 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
     assert to_device(batch, torch.device("cpu")) is batch  # nothing to move, nothing done in the timed loop
     moved = to_device(batch, torch.device("meta"))  # any other device: every tensor moves, as Lightning moves them
     assert set(moved) == {"x", "y"} and all(t.device.type == "meta" for t in moved.values())
-
-
-def test_the_libraries_per_run_notices_stay_quiet_after_they_are_imported():
-    """On a GPU, Lightning logs `LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]` at INFO for each run (twice per
-    run in a benchmark's report, seen on an H100), and MLflow that it started and stopped monitoring system
-    metrics; importing either sets its package logger to INFO. seqlab's runs and benchmarks share one switch."""
-    from seqlab.train import quiet_library_notices
-
-    quiet_library_notices()
-    import lightning.pytorch  # noqa: F401
-    import mlflow.system_metrics.system_metrics_monitor  # noqa: F401
-
-    for notice in ("lightning.pytorch.accelerators.cuda", "mlflow.system_metrics.system_metrics_monitor",
-                   "mlflow.store.db.utils"):
-        assert not logging.getLogger(notice).isEnabledFor(logging.INFO), notice
-        assert logging.getLogger(notice).isEnabledFor(logging.WARNING), notice
 
 
 def test_the_median_interval_is_the_sign_tests():
