@@ -109,23 +109,26 @@ def _seeded_cache(tmp_path_factory) -> Path:
     return cache
 
 
-@pytest.fixture
-def data_cache(_seeded_cache: Path, monkeypatch) -> Callable[..., Path]:
-    """Point SEQLAB_DATA_DIR at the seeded cache; `data_cache("ETTh1.csv", ...)` requires those files.
+def require_files(cache: Path, *file_names: str) -> Path:
+    """The cache, when it holds these files; else skip the test on a developer machine and fail it under
+    CI=true (CI must not pass by skipping the real-data tests)."""
+    missing = [n for n in file_names if not (cache / n).exists()]
+    if missing:
+        message = f"dataset file(s) {', '.join(missing)} not in {SHARED_DATASETS}"
+        if os.environ.get("CI", "").lower() in {"true", "1"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    return cache
 
-    A missing file skips the test on a developer machine and fails it under CI=true (CI must not pass
-    by skipping the real-data tests).
-    """
-    monkeypatch.setenv("SEQLAB_DATA_DIR", str(_seeded_cache))
+
+def use_cache(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+    """Data files come from the cache only: a download attempt fails at once."""
+    monkeypatch.setenv("SEQLAB_DATA_DIR", str(cache))
     monkeypatch.setenv("SEQLAB_DATA_MIRROR", NO_DOWNLOAD_MIRROR)
 
-    def require(*file_names: str) -> Path:
-        missing = [n for n in file_names if not (_seeded_cache / n).exists()]
-        if missing:
-            message = f"dataset file(s) {', '.join(missing)} not in {SHARED_DATASETS}"
-            if os.environ.get("CI", "").lower() in {"true", "1"}:
-                pytest.fail(message)
-            pytest.skip(message)
-        return _seeded_cache
 
-    return require
+@pytest.fixture
+def data_cache(_seeded_cache: Path, monkeypatch) -> Callable[..., Path]:
+    """Point SEQLAB_DATA_DIR at the seeded cache; `data_cache("ETTh1.csv", ...)` requires those files."""
+    use_cache(monkeypatch, _seeded_cache)
+    return lambda *file_names: require_files(_seeded_cache, *file_names)

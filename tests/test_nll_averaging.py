@@ -1,9 +1,12 @@
 """NLL averaging of music runs: the three means on known numbers, and recomputed from a real run's checkpoint."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from mlflow import MlflowClient
+from omegaconf import DictConfig
 from torch.nn import functional as F
 
 from seqlab import names
@@ -11,7 +14,7 @@ from seqlab.errors import TrackingError
 from seqlab.reports.nll_averaging import PieceNLLs, best_checkpoint, main, run_nlls
 from seqlab.train import build, train
 
-from conftest import runs_of
+from conftest import require_files, runs_of, tiny_config, use_cache
 
 
 def test_the_three_means_weight_steps_pieces_and_first_steps_as_documented():
@@ -24,22 +27,31 @@ def test_the_three_means_weight_steps_pieces_and_first_steps_as_documented():
     assert nlls.without_first_step() == pytest.approx((6.0 + 1.0) / (9 + 1))
 
 
-def _music_run(make_cfg, client, data_cache, *overrides: str) -> tuple[str, object]:
-    data_cache("JSB_Chorales.mat")
-    cfg = make_cfg("task=music", "trainer.limit_test_batches=1.0", *overrides)  # test/nll over every test piece
-    train(cfg)
-    [run] = runs_of(client, cfg.tracking.experiment)
+def _music_run(cache: Path, output_root: Path, tracking_uri: str, *overrides: str) -> tuple[str, DictConfig]:
+    require_files(cache, "JSB_Chorales.mat")
+    # test/nll over every test piece
+    cfg = tiny_config(output_root, tracking_uri, "task=music", "trainer.limit_test_batches=1.0", *overrides)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_cache(monkeypatch, cache)
+        train(cfg)
+    [run] = runs_of(MlflowClient(tracking_uri), cfg.tracking.experiment)
     assert run.info.status == "FINISHED"
     return run.info.run_id, cfg
 
 
+@pytest.fixture(scope="module")
+def music_run(_seeded_cache, tracking_uri, tmp_path_factory) -> tuple[str, DictConfig]:
+    """One GRU run on JSB that several tests below read (training it is the slow part)."""
+    return _music_run(_seeded_cache, tmp_path_factory.mktemp("music"), tracking_uri, "cell=gru")
+
+
 def test_recomputed_per_step_nll_is_the_logged_test_nll_and_per_piece_is_each_pieces_own_mean(
-    make_cfg, client, data_cache, tmp_path
+    music_run, client, data_cache, tmp_path
 ):
-    run_id, cfg = _music_run(make_cfg, client, data_cache)
+    run_id, cfg = music_run
     result = run_nlls(client, run_id)
     nlls = result.nlls
-    assert (result.dataset, result.cell) == ("jsb", cfg.cell.name)
+    assert (result.dataset, result.cell) == ("jsb", "gru")
     assert math.isclose(nlls.per_step(), result.logged, rel_tol=1e-5)  # the logged best checkpoint is what was tested
 
     # per piece by hand, one unpadded piece at a time: batching and padding must not change any piece's NLL
@@ -60,14 +72,15 @@ def test_recomputed_per_step_nll_is_the_logged_test_nll_and_per_piece_is_each_pi
     assert nlls.per_step() == pytest.approx(float(by_hand.sum() / sum(counts)), rel=1e-6)
 
 
-def test_probability_outputs_are_scored_as_probabilities(make_cfg, client, data_cache):
-    run_id, _ = _music_run(make_cfg, client, data_cache, "loss=bce")
+def test_probability_outputs_are_scored_as_probabilities(_seeded_cache, data_cache, tracking_uri, client, tmp_path):
+    run_id, _ = _music_run(_seeded_cache, tmp_path, tracking_uri, "loss=bce")
     result = run_nlls(client, run_id)
     assert math.isclose(result.nlls.per_step(), result.logged, rel_tol=1e-5)
 
 
-def test_sweep_expands_to_its_finished_jobs_and_each_cell_gets_its_means(make_cfg, client, data_cache, tracking_uri, capsys):
-    run_id, cfg = _music_run(make_cfg, client, data_cache, "cell=gru")
+def test_sweep_expands_to_its_finished_jobs_and_each_cell_gets_its_means(music_run, data_cache, client, tracking_uri,
+                                                                          capsys):
+    run_id, _ = music_run
     experiment_id = client.get_run(run_id).info.experiment_id
     parent = client.create_run(experiment_id, run_name="sweep").info.run_id
     client.set_tag(run_id, names.PARENT_RUN_TAG, parent)
