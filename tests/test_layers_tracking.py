@@ -24,7 +24,9 @@ def test_the_store_is_the_given_uri_else_the_environment_else_outputs_under_the_
     assert tracking_uri("sqlite:///given.db") == "sqlite:///given.db"
 
 
-@pytest.mark.parametrize("script", ["seqlab.reproduce.rerun", "seqlab.reports.compare", "seqlab.tracking.spool"])
+@pytest.mark.parametrize(
+    "script", ["seqlab.reproduce.rerun", "seqlab.reports.compare", "seqlab.tracking.spool", "seqlab.reports.nll_averaging"]
+)
 def test_every_console_script_names_the_same_default_store(script, capsys):
     import importlib
 

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from seqlab import names
 from seqlab.errors import SeqlabError, TrackingError
+from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -113,14 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("run_ids", nargs="*", help="finished music runs (MLflow run ids)")
     parser.add_argument("--sweep", metavar="PARENT_RUN_ID", action="append", default=[],
                         help="and every finished job of this sweep (repeatable)")
-    parser.add_argument("--tracking-uri", help="the MLflow store (default: $MLFLOW_TRACKING_URI, else outputs/mlflow.db)")
+    add_tracking_uri_option(parser)
     args = parser.parse_args(argv)
     from seqlab.reports.compare import runs_to_compare
-    from seqlab.tracking.run import resolve_tracking_uri
     from seqlab.tracking.server import check_reachable
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = tracking_uri(args.tracking_uri)
     client = MlflowClient(uri)
     run_ids = list(args.run_ids)
     try:

@@ -30,7 +30,6 @@ from seqlab.tracking.sweep import settle_after_resume, sweep_job_tags
 log = logging.getLogger(__name__)
 
 SYSTEM_METRICS_EVERY_S = 5
-resolve_tracking_uri = tracking_uri  # the name seqlab.reports.nll_averaging still imports
 
 
 class _Interrupts:
