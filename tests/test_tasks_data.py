@@ -18,17 +18,18 @@ import torch
 from seqlab import names
 from seqlab.config import validate
 from seqlab.errors import ConfigError, DataError
-from seqlab.models.losses import BernoulliNLL
+from seqlab.models.losses import BCE
 from seqlab.models.network import SequenceNet
 from seqlab.tasks.batching import EpochBatchSampler
 from seqlab.tasks.csvfile import CsvTask
 from seqlab.tasks.download import FILES, fetch, sha256_of
 from seqlab.tasks.ett import ETTTask
-from seqlab.tasks.music import MusicTask, PaddedSequences
+from seqlab.tasks.music import BernoulliNLL, MusicTask, PaddedSequences
 from seqlab.tasks.table import read_table
 from seqlab.train import train
 
 from conftest import SHARED_DATASETS, compose_config, runs_of, seqlab_env
+from network_parts import parts
 
 # --- ETT ------------------------------------------------------------------------------------------
 
@@ -201,7 +202,7 @@ def test_padding_never_enters_the_nll():
     torch.manual_seed(0)
     rolls = [torch.randint(0, 2, (n, 88), dtype=torch.uint8) for n in (30, 4, 17)]
     split = PaddedSequences(rolls)
-    net = SequenceNet(MusicTask(dataset="jsb").spec(), cell="gru", hidden_size=8)  # spec needs no data
+    net = SequenceNet(MusicTask(dataset="jsb").spec(), *parts("gru", hidden_size=8))  # spec needs no data
     batched, one_by_one = BernoulliNLL(), BernoulliNLL()
     with torch.no_grad():
         batch = split[torch.arange(3)]
@@ -217,8 +218,9 @@ def test_bernoulli_nll_of_a_coin_flip_is_88_log_2_per_step():
     metric = BernoulliNLL()
     metric.update(torch.zeros(10, 88), torch.randint(0, 2, (10, 88)).float())  # logit 0: p = 0.5
     assert float(metric.compute()) == pytest.approx(88 * math.log(2), rel=1e-6)
-    probabilities = BernoulliNLL(from_logits=False)
-    probabilities.update(torch.full((4, 88), 0.5), torch.ones(4, 88))
+    # a network ending in a sigmoid (loss=bce) hands the metric its outputs as logits
+    probabilities = BernoulliNLL()
+    probabilities.update(BCE().logits(torch.full((4, 88), 0.5)), torch.ones(4, 88))
     assert float(probabilities.compute()) == pytest.approx(88 * math.log(2), rel=1e-6)
 
 
