@@ -255,7 +255,8 @@ def test_resume_cli_after_a_later_sigterm_equals_an_uninterrupted_run(tmp_path):
     # Best is epoch 0 only (monitoring the epoch, mode min), so the SIGTERM lands after epochs that saved
     # no best: the resume must start from the last finished epoch, not from the best one.
     overrides = ["cell=lstm", "model.bidirectional=true", "model.num_layers=2", "model.dropout=0.2",
-                 "model.hidden_size=32", "task=adding", "task.n_train=512", "trainer.max_epochs=8", "callbacks.model_checkpoint.monitor=epoch"]
+                 "model.hidden_size=32", "task=adding", "task.n_train=512", "trainer.max_epochs=8",
+                 "callbacks.model_checkpoint.monitor=epoch"]
     _resume_matches_uninterrupted(tmp_path, MlflowClient(f"sqlite:///{db}"), db, overrides, resume_in_subprocess=True)
 
 
