@@ -236,3 +236,29 @@ def test_tasks_import_neither_hydra_nor_the_config():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_likelihood_metric_scores_the_same_whatever_the_network_emits():
+    """bce trains a network ending in a sigmoid, bce_with_logits one emitting logits: the music NLL must be
+    the same number for the same predictions, computed as the papers do, and building a module must leave
+    the task's metric objects as the task made them (the module once switched their from_logits)."""
+    from seqlab.tasks.music import BernoulliNLL
+
+    metrics = MetricCollection({"nll": BernoulliNLL()})
+    given = {k: v for k, v in vars(metrics["nll"]).items() if isinstance(v, bool | int | float | str)}
+    torch.manual_seed(0)
+    x, mask = padded([torch.rand(5, 6), torch.rand(9, 6)], 9)
+    y = (torch.rand(x.shape) > 0.7).float()
+    scores = {}
+    for loss in (losses.BCE(), losses.BCEWithLogits()):
+        torch.manual_seed(1)  # the same weights: the two networks differ in their output layer only
+        net = SequenceNet(MUSIC, cell="gru", hidden_size=8, output_layer=loss.output_layer())
+        module = SequenceModule(net, loss, optimizer=torch.optim.Adam, metrics=metrics)
+        module._step("val", {"x": x, "y": y, "mask": mask}, module.val_metrics)
+        scores[type(loss).__name__] = float(module.val_metrics.compute()["val/nll"])
+    assert {k: v for k, v in vars(metrics["nll"]).items() if isinstance(v, bool | int | float | str)} == given
+    torch.manual_seed(1)
+    p = torch.sigmoid(SequenceNet(MUSIC, cell="gru", hidden_size=8)(x))[mask]  # (steps, 88)
+    expected = float(-(y[mask] * p.log() + (1 - y[mask]) * (1 - p).log()).sum() / mask.sum())
+    assert scores["BCE"] == pytest.approx(expected, rel=1e-4)
+    assert scores["BCEWithLogits"] == pytest.approx(expected, rel=1e-5)
