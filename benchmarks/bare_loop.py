@@ -34,9 +34,11 @@ def training_device(cfg: DictConfig) -> torch.device:
         return torch.device("cuda", 0)
     if accelerator == "cpu" or (accelerator == "auto" and not torch.backends.mps.is_available()):
         return torch.device("cpu")
-    raise ConfigError(f"the bare loop trains on the CPU or a CUDA GPU, as Lightning does for trainer.accelerator="
-                      f"cpu, gpu, cuda or auto; trainer.accelerator={accelerator} would train elsewhere "
-                      f"(on this machine: {'mps' if accelerator == 'auto' else accelerator}), so the two would not compare.")
+    raise ConfigError(
+        f"the bare loop trains on the CPU or a CUDA GPU, as Lightning does for trainer.accelerator="
+        f"cpu, gpu, cuda or auto; trainer.accelerator={accelerator} would train elsewhere "
+        f"(on this machine: {'mps' if accelerator == 'auto' else accelerator}), so the two would not compare."
+    )
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -46,8 +48,13 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def train_step(net: torch.nn.Module, loss: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               batch: dict[str, torch.Tensor], clip: float | None) -> torch.Tensor:
+def train_step(
+    net: torch.nn.Module,
+    loss: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    clip: float | None,
+) -> torch.Tensor:
     """One hand-written training step, as Lightning's automatic optimization takes it for seqlab."""
     mask = batch.get("mask")
     value = loss(*loss.align(net(batch["x"], mask), batch["y"], mask))
@@ -89,7 +96,9 @@ class BareLoop:
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.seconds: list[float] = []  # each epoch's, checkpoint saves included
-        self.saving: list[float] = []  # of each epoch's seconds, those spent saving (0 without checkpoint_dir)
+        self.saving: list[
+            float
+        ] = []  # of each epoch's seconds, those spent saving (0 without checkpoint_dir)
         self.validating: list[float] = []  # of each epoch's seconds, those spent validating
         self.steps = 0  # training steps an epoch
         self.best = math.inf
@@ -106,7 +115,10 @@ class BareLoop:
         self.steps = steps
         validation_started = time.perf_counter()
         net.eval()
-        total, count = 0.0, 0  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
+        total, count = (
+            0.0,
+            0,
+        )  # the validation loss, summed as seqlab's val/loss (a tensor: no sync per batch)
         with torch.inference_mode():
             for index in limited(self.val_batches, self.val_limit):
                 batch = to_device(self.val_split[index], device)
@@ -117,7 +129,11 @@ class BareLoop:
         synchronize(device)
         save_started = time.perf_counter()
         if self.checkpoint_dir is not None:
-            state = {"epoch": len(self.seconds), "model": net.state_dict(), "optimizer": self.optimizer.state_dict()}
+            state = {
+                "epoch": len(self.seconds),
+                "model": net.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+            }
             torch.save(state, self.checkpoint_dir / "last.pt")
             if (val_loss := float(total) / max(count, 1)) < self.best:
                 self.best = val_loss

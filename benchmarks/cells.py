@@ -60,22 +60,37 @@ class Steps:
 
 
 def workload(cell: str, budget: int, length: int, accelerator: str) -> list[str]:
-    return ["task=adding", f"task.length={length}", "task.n_train=256", f"cell={cell}", f"model.param_budget={budget}",
-            f"trainer.accelerator={accelerator}"]
+    return [
+        "task=adding",
+        f"task.length={length}",
+        "task.n_train=256",
+        f"cell={cell}",
+        f"model.param_budget={budget}",
+        f"trainer.accelerator={accelerator}",
+    ]
 
 
 def run(quick: bool, accelerator: str = "cpu") -> float:
     length, rounds, steps = (20, 1, 3) if quick else (100, 5, 10)
-    runs = {(budget, cell, True): Steps(workload(cell, budget, length, accelerator)) for budget in BUDGETS for cell in CELLS}
+    runs = {
+        (budget, cell, True): Steps(workload(cell, budget, length, accelerator))
+        for budget in BUDGETS
+        for cell in CELLS
+    }
     device = next(iter(runs.values())).device
     if device.type == "cpu":  # the LSTM without its fused oneDNN kernel, as the GRU and the RNN run
-        runs |= {(budget, "lstm", False): Steps(workload("lstm", budget, length, accelerator)) for budget in BUDGETS}
+        runs |= {
+            (budget, "lstm", False): Steps(workload("lstm", budget, length, accelerator))
+            for budget in BUDGETS
+        }
         threads = torch.get_num_threads()
         where = f"CPU ({threads} thread{'s' if threads != 1 else ''})"
     else:
         where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
-    print(f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of {steps} "
-          f"steps per workload taking turns, median step, on {where}")
+    print(
+        f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of {steps} "
+        f"steps per workload taking turns, median step, on {where}"
+    )
     for _ in range(rounds):  # taking turns: a slow moment of the machine hits every workload
         for (budget, cell, fused), steps_of in runs.items():
             with torch.backends.mkldnn.flags(enabled=fused):
@@ -84,14 +99,20 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     for (budget, cell, fused), steps_of in runs.items():
         seconds = statistics.median(steps_of.seconds)
         if not fused:
-            print(f"  {budget:>7,} budget  lstm without oneDNN (torch.backends.mkldnn off): {seconds * 1000:8.2f} ms a step")
+            print(
+                f"  {budget:>7,} budget  lstm without oneDNN (torch.backends.mkldnn off): {seconds * 1000:8.2f} ms a step"
+            )
             continue
         if budget == REPORTED_BUDGET:
             at_reported[steps_of.cell] = seconds
         parameters = sum(p.numel() for p in steps_of.net.parameters())
-        print(f"  {budget:>7,} budget  {steps_of.cell:4s} {steps_of.net.hidden_size:4d} units, {parameters:>7,} parameters: "
-              f"{seconds * 1000:8.2f} ms a step, {steps_of.batch_size / seconds:9.0f} sequences/s")
+        print(
+            f"  {budget:>7,} budget  {steps_of.cell:4s} {steps_of.net.hidden_size:4d} units, {parameters:>7,} parameters: "
+            f"{seconds * 1000:8.2f} ms a step, {steps_of.batch_size / seconds:9.0f} sequences/s"
+        )
     slowest, fastest = max(at_reported, key=at_reported.get), min(at_reported, key=at_reported.get)
-    print(f"  at {REPORTED_BUDGET:,} parameters the {slowest} step takes {at_reported[slowest] / at_reported[fastest]:.2f}x "
-          f"the {fastest} step")
+    print(
+        f"  at {REPORTED_BUDGET:,} parameters the {slowest} step takes {at_reported[slowest] / at_reported[fastest]:.2f}x "
+        f"the {fastest} step"
+    )
     return report("cells", at_reported[slowest] / at_reported[fastest])

@@ -25,16 +25,20 @@ def _check_accelerator(name: str, accelerator: str) -> None:
     if accelerator != "gpu":
         return
     if name != "all" and name not in ON_GPU:
-        raise SeqlabError(f"--accelerator gpu: the {name} benchmark times work done on the CPU "
-                          f"whatever the accelerator, so it runs on the CPU only; the ones that take --accelerator gpu "
-                          f"are {', '.join(ON_GPU)}.")
+        raise SeqlabError(
+            f"--accelerator gpu: the {name} benchmark times work done on the CPU "
+            f"whatever the accelerator, so it runs on the CPU only; the ones that take --accelerator gpu "
+            f"are {', '.join(ON_GPU)}."
+        )
     import torch
 
     if not torch.cuda.is_available():
-        raise SeqlabError(f"--accelerator gpu: torch {torch.__version__} sees no CUDA GPU "
-                          f"(torch.cuda.is_available() is False). Run it on a machine with an NVIDIA GPU and a CUDA "
-                          f"build of torch, or leave out --accelerator (cpu); `python -m benchmarks all` adds the GPU runs "
-                          f"by itself where there is a GPU.")
+        raise SeqlabError(
+            f"--accelerator gpu: torch {torch.__version__} sees no CUDA GPU "
+            f"(torch.cuda.is_available() is False). Run it on a machine with an NVIDIA GPU and a CUDA "
+            f"build of torch, or leave out --accelerator (cpu); `python -m benchmarks all` adds the GPU runs "
+            f"by itself where there is a GPU."
+        )
 
 
 def _run_all(quick: bool, accelerator: str) -> None:
@@ -53,8 +57,14 @@ def _run_all(quick: bool, accelerator: str) -> None:
     for name, on in runs:
         if on == "gpu":
             print(f"== python -m benchmarks {name} --accelerator gpu", flush=True)
-        command = [sys.executable, "-m", "benchmarks", name, *(["--quick"] if quick else []),
-                   *(["--accelerator", on] if on != "cpu" else [])]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            name,
+            *(["--quick"] if quick else []),
+            *(["--accelerator", on] if on != "cpu" else []),
+        ]
         if subprocess.run(command, env=checkout_env()).returncode:
             failed.append(name if on == "cpu" else f"{name} (gpu)")
     if failed:
@@ -64,9 +74,15 @@ def _run_all(quick: bool, accelerator: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("name", choices=[*BENCHMARKS, "all"])
-    parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the benchmark works")
-    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
-                        help="where the runs train (trainer.accelerator); gpu needs a CUDA GPU, never required")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny run that only checks the benchmark works"
+    )
+    parser.add_argument(
+        "--accelerator",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="where the runs train (trainer.accelerator); gpu needs a CUDA GPU, never required",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")

@@ -24,6 +24,8 @@ class FirstStepClock(L.Callback):
     def __init__(self, path: str) -> None:
         self.path = Path(path)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
         if trainer.global_step == 0 and batch_idx == 0:
             self.path.write_text(json.dumps({"first_step_at": time.time()}))

@@ -45,29 +45,46 @@ def _batches_per_second(loader, limit: int) -> tuple[float, int]:
 
 
 def run(quick: bool, accelerator: str = "cpu") -> float:
-    assert accelerator == "cpu", "batches are built on the CPU whatever trains on them (benchmarks.cli.ON_GPU)"
+    assert accelerator == "cpu", (
+        "batches are built on the CPU whatever trains on them (benchmarks.cli.ON_GPU)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = bench_config(Path(tmp), ["task=ett", "task.dataset=ETTm1", "task.features=M", "task.batch_size=32"])
+        cfg = bench_config(
+            Path(tmp), ["task=ett", "task.dataset=ETTm1", "task.features=M", "task.batch_size=32"]
+        )
     task = instantiate(cfg.task)
     task.prepare()
     split: WindowSplit = task.splits["train"]
     limit, rounds = (100, 1) if quick else (10**9, 5)
     generator = torch.Generator().manual_seed(0)
-    baseline = DataLoader(PerSampleWindows(split), batch_size=task.batch_size, shuffle=True, generator=generator)
+    baseline = DataLoader(
+        PerSampleWindows(split), batch_size=task.batch_size, shuffle=True, generator=generator
+    )
 
     rates: dict[str, list[float]] = {"seqlab": [], "baseline": []}
     for round_ in range(rounds):  # taking turns, each round starting with the other side
-        for side in (["seqlab", "baseline"] if round_ % 2 == 0 else ["baseline", "seqlab"]):
+        for side in ["seqlab", "baseline"] if round_ % 2 == 0 else ["baseline", "seqlab"]:
             rate, n = _batches_per_second(task.train_dataloader() if side == "seqlab" else baseline, limit)
             rates[side].append(rate)
     seqlab_rate, baseline_rate = statistics.median(rates["seqlab"]), statistics.median(rates["baseline"])
 
-    series_mb = (split.inputs.nbytes + (split.targets.nbytes if split.targets.data_ptr() != split.inputs.data_ptr() else 0)) / 2**20
+    series_mb = (
+        split.inputs.nbytes
+        + (split.targets.nbytes if split.targets.data_ptr() != split.inputs.data_ptr() else 0)
+    ) / 2**20
     window_bytes = split.window * split.inputs.shape[1] * split.inputs.element_size()
     copies_mb = len(split) * window_bytes / 2**20
-    print(f"data: ETTm1 (M: 7 columns), window {split.window}, horizon {split.horizon}, batch {task.batch_size}, "
-          f"{len(split)} training windows, {n} batches an epoch, median of {rounds} epochs each")
-    print(f"  seqlab (index arithmetic, one gather per batch): {seqlab_rate:9.0f} batches/s  {[round(r) for r in rates['seqlab']]}")
-    print(f"  per-sample Dataset.__getitem__ + DataLoader:     {baseline_rate:9.0f} batches/s  {[round(r) for r in rates['baseline']]}")
-    print(f"  memory: the series the windows view {series_mb:.1f} MiB; materialized input windows would take {copies_mb:.1f} MiB")
+    print(
+        f"data: ETTm1 (M: 7 columns), window {split.window}, horizon {split.horizon}, batch {task.batch_size}, "
+        f"{len(split)} training windows, {n} batches an epoch, median of {rounds} epochs each"
+    )
+    print(
+        f"  seqlab (index arithmetic, one gather per batch): {seqlab_rate:9.0f} batches/s  {[round(r) for r in rates['seqlab']]}"
+    )
+    print(
+        f"  per-sample Dataset.__getitem__ + DataLoader:     {baseline_rate:9.0f} batches/s  {[round(r) for r in rates['baseline']]}"
+    )
+    print(
+        f"  memory: the series the windows view {series_mb:.1f} MiB; materialized input windows would take {copies_mb:.1f} MiB"
+    )
     return report("data", seqlab_rate / baseline_rate)

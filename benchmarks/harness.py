@@ -45,7 +45,9 @@ def bench_config(workdir: Path, overrides: list[str]) -> DictConfig:
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="seqlab.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", *overrides])
+        cfg = compose(
+            config_name="config", overrides=[f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", *overrides]
+        )
     with open_dict(cfg):
         cfg.paths.output_dir = str(workdir / "job")
     drainable_checkpoints(cfg)

@@ -68,9 +68,11 @@ class Lockstep(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         io = trainer.strategy.checkpoint_io
         if isinstance(io, BackgroundCheckpointIO) and not isinstance(io, DrainableCheckpointIO):
-            raise RuntimeError("Lockstep cannot wait for seqlab's background checkpoint writes, whose time would "
-                               "fall in the bare loop's epoch: compose the config with benchmarks.harness.bench_config "
-                               "(or pass it through benchmarks.harness.drainable_checkpoints).")
+            raise RuntimeError(
+                "Lockstep cannot wait for seqlab's background checkpoint writes, whose time would "
+                "fall in the bare loop's epoch: compose the config with benchmarks.harness.bench_config "
+                "(or pass it through benchmarks.harness.drainable_checkpoints)."
+            )
         logger = trainer.logger
         if isinstance(logger, MlflowMetricLogger):
             self._send_every_s, self._logger_class = logger.send_every_s, type(logger)
@@ -94,7 +96,9 @@ class Lockstep(L.Callback):
         self._lap(trainer, pl_module)
         self._release(trainer)
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self._release(trainer)
 
     def _lap(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -120,11 +124,15 @@ class Lockstep(L.Callback):
         logger = trainer.logger
         if self._send_every_s is not None and isinstance(logger, MlflowMetricLogger):
             logger.__class__ = self._logger_class
-            logger.flush(wait_s=0)  # wakes the held sender if anything is queued; the run's owner flushes the rest
+            logger.flush(
+                wait_s=0
+            )  # wakes the held sender if anything is queued; the run's owner flushes the rest
         self._send_every_s = None
 
 
-def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, tuple[float, float] | None]:
+def median_interval(
+    values: list[float], confidence: float = 0.95
+) -> tuple[float, tuple[float, float] | None]:
     """The median of `values` and a distribution-free interval for it (the sign test's, from order
     statistics): no assumption about how the machine's noise is shaped, only that pairs are independent.
     None in place of the interval when there are too few values for one (fewer than 6 for 95%)."""

@@ -46,7 +46,10 @@ from seqlab.models.module import SequenceModule
 from seqlab.reproduce.checkpoint import BackgroundCheckpointIO
 from seqlab.train import build
 
-WITHOUT_CHECKPOINTS = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null"]  # seqlab saving none
+WITHOUT_CHECKPOINTS = [
+    "callbacks.model_checkpoint=null",
+    "callbacks.last_checkpoint=null",
+]  # seqlab saving none
 
 
 class UnloggedModule(SequenceModule):
@@ -73,8 +76,14 @@ def lightning_alone(cfg: DictConfig, workdir: Path, lockstep: Lockstep, barebone
     if barebones:  # the module build() made, so the weights are the same; only its logging goes
         module.__class__ = UnloggedModule
     barebones_settings = {"barebones": True, "log_every_n_steps": 0} if barebones else {}
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, default_root_dir=str(workdir),
-                          callbacks=[lockstep], **barebones_settings)
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=str(workdir),
+        callbacks=[lockstep],
+        **barebones_settings,
+    )
     trainer.fit(module, datamodule=task)
 
 
@@ -103,8 +112,15 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     trials and before it in odd ones, and the Lightning sides run in the reverse order in odd trials, so
     that no side always runs first. The first (warm-up) epoch of each run is left out.
     """
-    sides = ["seqlab", *(["without checkpoints"] if breakdown else []), "alone", *(["barebones"] if breakdown else [])]
-    pairs: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}  # (side, bare, bare saving)
+    sides = [
+        "seqlab",
+        *(["without checkpoints"] if breakdown else []),
+        "alone",
+        *(["barebones"] if breakdown else []),
+    ]
+    pairs: dict[str, list[tuple[float, float, float]]] = {
+        side: [] for side in sides
+    }  # (side, bare, bare saving)
     background_waits, synchronous_waits = [], []
     steps, checkpoint_mb = 0, 0.0
     trial_ratios: list[float] = []  # each trial's own median ratio: how far the machine's noise moves it
@@ -113,7 +129,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
         with tempfile.TemporaryDirectory() as tmp:
             cfg = bench_config(Path(tmp), overrides)
             this_trial: list[float] = []
-            for side in (sides if trial % 2 == 0 else sides[::-1]):
+            for side in sides if trial % 2 == 0 else sides[::-1]:
                 # the bare loop is built first: train_with() and lightning_alone() seed again as they build, so
                 # both start from the weights they would start from alone
                 bare = BareLoop(cfg, checkpoint_dir=Path(tmp) / f"bare-{side}")
@@ -131,8 +147,10 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                 else:
                     lightning_alone(cfg, Path(tmp), lockstep, barebones=side == "barebones")
                 steps = bare.steps
-                side_pairs = [(seconds, total - saving, total) for seconds, total, saving
-                              in zip(lockstep.seconds, bare.seconds, bare.saving)][1:]
+                side_pairs = [
+                    (seconds, total - saving, total)
+                    for seconds, total, saving in zip(lockstep.seconds, bare.seconds, bare.saving)
+                ][1:]
                 pairs[side] += side_pairs
                 if side == "alone":  # paired as side_pairs are, the first epoch left out
                     alone_validation += [v - b for v, b in zip(lockstep.validating[1:], bare.validating[1:])]
@@ -147,42 +165,72 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     extra_s = statistics.median(s - b for s, b, _ in pairs["seqlab"])
     alone_extra_s = statistics.median(s - b for s, b, _ in pairs["alone"])
     extra_ms = extra_s / steps * 1000
-    print(f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, on {training_device(cfg)}, "
-          f"{len(pairs['seqlab'])} epochs of each side, each paired with a bare epoch run beside it")
-    print(f"  seqlab (Lightning + MLflow/SQLite): median {seqlab_s:.3f} s/epoch  "
-          f"{['%.3f' % s for s, _, _ in pairs['seqlab']]}")
-    print(f"  bare PyTorch loop beside it, its saves not counted: median {bare_s:.3f} s/epoch  "
-          f"{['%.3f' % b for _, b, _ in pairs['seqlab']]}")
+    print(
+        f"overhead: {' '.join(overrides)}, batch {cfg.task.batch_size}, on {training_device(cfg)}, "
+        f"{len(pairs['seqlab'])} epochs of each side, each paired with a bare epoch run beside it"
+    )
+    print(
+        f"  seqlab (Lightning + MLflow/SQLite): median {seqlab_s:.3f} s/epoch  "
+        f"{['%.3f' % s for s, _, _ in pairs['seqlab']]}"
+    )
+    print(
+        f"  bare PyTorch loop beside it, its saves not counted: median {bare_s:.3f} s/epoch  "
+        f"{['%.3f' % b for _, b, _ in pairs['seqlab']]}"
+    )
     print(f"  ratio (median of the pairs' ratios) {ratio:.3f}; {verdict(interval)}")
-    print(f"  difference (median of the pairs') {extra_s:+.3f} s/epoch (Lightning's parity test allows 0.05 s), "
-          f"{extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such as "
-          f"checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
-          f"{max(extra_ms, 0) / TARGET:.0f} ms per step")
-    print(f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
-          f"ratio {alone:.3f} ({verdict(alone_interval)}), {alone_extra_s / steps * 1000:+.2f} ms per step")
-    print(f"  Lightning alone's difference per epoch, split (medians of the pairs', 95% interval): in "
-          f"validation {spread_ms(alone_validation)}; in the {steps} training steps and the epoch's edges "
-          f"{spread_ms([s - b - v for (s, b, _), v in zip(pairs['alone'], alone_validation)])}")
+    print(
+        f"  difference (median of the pairs') {extra_s:+.3f} s/epoch (Lightning's parity test allows 0.05 s), "
+        f"{extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such as "
+        f"checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
+        f"{max(extra_ms, 0) / TARGET:.0f} ms per step"
+    )
+    print(
+        f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
+        f"ratio {alone:.3f} ({verdict(alone_interval)}), {alone_extra_s / steps * 1000:+.2f} ms per step"
+    )
+    print(
+        f"  Lightning alone's difference per epoch, split (medians of the pairs', 95% interval): in "
+        f"validation {spread_ms(alone_validation)}; in the {steps} training steps and the epoch's edges "
+        f"{spread_ms([s - b - v for (s, b, _), v in zip(pairs['alone'], alone_validation)])}"
+    )
     if breakdown:
         barebones, barebones_interval = median_interval([s / b for s, b, _ in pairs["barebones"]])
-        print(f"  Lightning in its barebones mode (Trainer(barebones=True): the least its loop costs) against its own "
-              f"bare loop: ratio {barebones:.3f} ({verdict(barebones_interval)})")
+        print(
+            f"  Lightning in its barebones mode (Trainer(barebones=True): the least its loop costs) against its own "
+            f"bare loop: ratio {barebones:.3f} ({verdict(barebones_interval)})"
+        )
         without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
-        print(f"  seqlab without its checkpoints ({' '.join(WITHOUT_CHECKPOINTS)}) against its own bare loop: "
-              f"ratio {without:.3f} ({verdict(without_interval)})")
-        print("  seqlab's time over the bare loop, built up one layer at a time (each side's median difference "
-              "per epoch, 95% interval): " + "; ".join(f"{label} {spread_ms([s - b for s, b, _ in pairs[side]])}" for label, side in (
-                  ("Lightning barebones", "barebones"), ("Lightning alone", "alone"),
-                  ("with seqlab's tracking and callbacks", "without checkpoints"),
-                  ("with its checkpoints too, all of seqlab", "seqlab"))))
-    print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
-          f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise")
-    print(f"  the bare epochs with their saves (last and best, torch.save on the training thread): median "
-          f"{statistics.median(b for _, _, b in pairs['seqlab']):.3f} s/epoch; like for like, seqlab / it: "
-          f"{like:.3f} ({verdict(like_interval)})")
-    print(f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
-          f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
-          f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)")
+        print(
+            f"  seqlab without its checkpoints ({' '.join(WITHOUT_CHECKPOINTS)}) against its own bare loop: "
+            f"ratio {without:.3f} ({verdict(without_interval)})"
+        )
+        print(
+            "  seqlab's time over the bare loop, built up one layer at a time (each side's median difference "
+            "per epoch, 95% interval): "
+            + "; ".join(
+                f"{label} {spread_ms([s - b for s, b, _ in pairs[side]])}"
+                for label, side in (
+                    ("Lightning barebones", "barebones"),
+                    ("Lightning alone", "alone"),
+                    ("with seqlab's tracking and callbacks", "without checkpoints"),
+                    ("with its checkpoints too, all of seqlab", "seqlab"),
+                )
+            )
+        )
+    print(
+        f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
+        f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise"
+    )
+    print(
+        f"  the bare epochs with their saves (last and best, torch.save on the training thread): median "
+        f"{statistics.median(b for _, _, b in pairs['seqlab']):.3f} s/epoch; like for like, seqlab / it: "
+        f"{like:.3f} ({verdict(like_interval)})"
+    )
+    print(
+        f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
+        f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
+        f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)"
+    )
     return ratio, like
 
 
@@ -217,9 +265,15 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     ratios, like_for_like = {}, {}
     for name, (overrides, quick_overrides) in WORKLOADS.items():
         overrides = [*overrides, *(quick_overrides if quick else []), f"trainer.accelerator={accelerator}"]
-        ratios[name], like_for_like[name] = compare(overrides, trials=1 if quick else 3, breakdown=name == REPORTED)
+        ratios[name], like_for_like[name] = compare(
+            overrides, trials=1 if quick else 3, breakdown=name == REPORTED
+        )
     print("overhead ratios: " + "; ".join(f"{name} {ratio:.3f}" for name, ratio in ratios.items()))
-    print("like-for-like ratios (the bare loop saves last and best each epoch too): "
-          + "; ".join(f"{name} {ratio:.3f}" for name, ratio in like_for_like.items()))
-    print(f"reported: {REPORTED} (target {1 + TARGET:.2f}); the small models show the fixed per-step cost above")
+    print(
+        "like-for-like ratios (the bare loop saves last and best each epoch too): "
+        + "; ".join(f"{name} {ratio:.3f}" for name, ratio in like_for_like.items())
+    )
+    print(
+        f"reported: {REPORTED} (target {1 + TARGET:.2f}); the small models show the fixed per-step cost above"
+    )
     return report("overhead", ratios[REPORTED])

@@ -2,10 +2,10 @@
 
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-import subprocess
 from pathlib import Path
 
 from benchmarks.harness import checkout_env, python_command, report, wall
@@ -17,9 +17,15 @@ def _seqlab() -> str:
 
 def time_to_first_step(workdir: Path, accelerator: str) -> float:
     stamp = workdir / "first_step.json"
-    command = [_seqlab(), "debug=fast", f"trainer.accelerator={accelerator}", f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
-               "+callbacks.first_step._target_=benchmarks.clocks.FirstStepClock", f"+callbacks.first_step.path={stamp}",
-               f"hydra.run.dir={workdir / 'run'}"]
+    command = [
+        _seqlab(),
+        "debug=fast",
+        f"trainer.accelerator={accelerator}",
+        f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
+        "+callbacks.first_step._target_=benchmarks.clocks.FirstStepClock",
+        f"+callbacks.first_step.path={stamp}",
+        f"hydra.run.dir={workdir / 'run'}",
+    ]
     started = time.time()
     # checkout_env: the run's config names FirstStepClock, a class of benchmarks/, which is not installed
     subprocess.run(command, check=True, capture_output=True, cwd=workdir, env=checkout_env())
@@ -30,7 +36,9 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     repeats = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        time_to_first_step(work, accelerator)  # creates the SQLite schema once: a first-ever run, not every run, pays it
+        time_to_first_step(
+            work, accelerator
+        )  # creates the SQLite schema once: a first-ever run, not every run, pays it
         first_step = sorted(time_to_first_step(work, accelerator) for _ in range(repeats))[repeats // 2]
     import_torch = wall(python_command("import torch"), repeats)
     help_s = wall([_seqlab(), "--help"], repeats)

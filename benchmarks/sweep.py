@@ -15,9 +15,17 @@ QUICK_JOBS = ["cell=rnn,gru", "seed=0"]  # 2 jobs: enough to show both launchers
 
 def _sweep(workdir: Path, name: str, jobs: list[str], extra: list[str], epochs: int, quick: bool) -> float:
     seqlab = shutil.which("seqlab") or str(Path(sys.executable).with_name("seqlab"))
-    command = [seqlab, "--multirun", *jobs, "task=adding", f"trainer.max_epochs={epochs}",
-               f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}", f"tracking.experiment={name}",
-               f"hydra.sweep.dir={workdir / name}", *extra]
+    command = [
+        seqlab,
+        "--multirun",
+        *jobs,
+        "task=adding",
+        f"trainer.max_epochs={epochs}",
+        f"tracking.uri=sqlite:///{workdir / 'mlflow.db'}",
+        f"tracking.experiment={name}",
+        f"hydra.sweep.dir={workdir / name}",
+        *extra,
+    ]
     if quick:
         command += ["task.n_train=256", "task.n_val=64", "task.n_test=64"]
     started = time.perf_counter()
@@ -37,9 +45,18 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
         on = [f"trainer.accelerator={accelerator}"]  # on a GPU, the two joblib jobs share it
         basic = _sweep(work, "basic", jobs, on, epochs, quick)
         # One torch thread per job: two jobs on two cores, not four threads fighting over them.
-        joblib = _sweep(work, "joblib", jobs, [*on, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "torch_threads=1"], epochs, quick)
+        joblib = _sweep(
+            work,
+            "joblib",
+            jobs,
+            [*on, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "torch_threads=1"],
+            epochs,
+            quick,
+        )
     n = 2 if quick else 6
-    print(f"sweep: {n} jobs ({' '.join(jobs)}, task=adding, {epochs} epochs each, trainer.accelerator={accelerator})")
+    print(
+        f"sweep: {n} jobs ({' '.join(jobs)}, task=adding, {epochs} epochs each, trainer.accelerator={accelerator})"
+    )
     print(f"  basic launcher:            {basic:6.1f} s  {n * 60 / basic:5.1f} jobs/min")
     print(f"  joblib launcher, n_jobs=2: {joblib:6.1f} s  {n * 60 / joblib:5.1f} jobs/min")
     return report("sweep", basic / joblib)

@@ -36,10 +36,24 @@ def mlflow_server(workdir: Path):
     """
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
-         "--artifacts-destination", str(workdir / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{workdir / 'server.db'}",
+            "--artifacts-destination",
+            str(workdir / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     quiet_before = os.environ.get(QUIET_RUN_LINKS)
@@ -72,8 +86,12 @@ def warm_up(url: str) -> None:
 
     client = MlflowClient(url)
     run = client.create_run(client.create_experiment("warm-up"))
-    client.log_batch(run.info.run_id, metrics=[Metric("warm-up", 0.0, int(time.time() * 1000), 0)],
-                     params=[Param("warm-up", "0")], tags=[RunTag("warm-up", "0")])
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric("warm-up", 0.0, int(time.time() * 1000), 0)],
+        params=[Param("warm-up", "0")],
+        tags=[RunTag("warm-up", "0")],
+    )
     client.set_terminated(run.info.run_id)
 
 
@@ -99,8 +117,14 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     # torch_threads=1 on both sides: the server here shares the 2-core machine (in use it runs elsewhere);
     # with torch on both cores, its request handling competes with torch's threads for them, and the
     # ratio would measure that contention, not whether a step waits on the network.
-    overrides = ["task=adding", "cell=gru", f"trainer.max_epochs={epochs}", "trainer.log_every_n_steps=1", "torch_threads=1",
-                 f"trainer.accelerator={accelerator}"]
+    overrides = [
+        "task=adding",
+        "cell=gru",
+        f"trainer.max_epochs={epochs}",
+        "trainer.log_every_n_steps=1",
+        "torch_threads=1",
+        f"trainer.accelerator={accelerator}",
+    ]
     if quick:
         overrides += ["task.n_train=512", "task.n_val=128", "task.n_test=128"]
     seconds: dict[str, list[float]] = {"server": [], "none": []}
@@ -114,7 +138,9 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
                 this_trial = {}
                 for side in ("server", "none") if trial % 2 == 0 else ("none", "server"):
                     (workdir := work / f"{side}{trial}").mkdir()
-                    cfg = bench_config(workdir, [*overrides, *([f"tracking.uri={url}"] if side == "server" else [])])
+                    cfg = bench_config(
+                        workdir, [*overrides, *([f"tracking.uri={url}"] if side == "server" else [])]
+                    )
                     bare = BareLoop(cfg)  # built first: train_with() and untracked() seed again as they build
                     lockstep = Lockstep(bare, bare_first=trial % 2 == 1)
                     if side == "server":
@@ -125,13 +151,21 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
                     this_trial[side] = [s / b for s, b in zip(lockstep.seconds[1:], bare.seconds[1:])]
                     over_bare[side] += this_trial[side]
                 estimates += [s / n for s, n in zip(this_trial["server"], this_trial["none"])]
-                trial_ratios.append(statistics.median(this_trial["server"]) / statistics.median(this_trial["none"]))
+                trial_ratios.append(
+                    statistics.median(this_trial["server"]) / statistics.median(this_trial["none"])
+                )
     ratio, interval = median_interval(estimates)
-    print(f"logging: {' '.join(overrides)} ({len(estimates)} epochs a side, first epochs left out, each paired with "
-          f"a bare PyTorch epoch run beside it)")
+    print(
+        f"logging: {' '.join(overrides)} ({len(estimates)} epochs a side, first epochs left out, each paired with "
+        f"a bare PyTorch epoch run beside it)"
+    )
     for side, label in (("server", "MLflow server on loopback:"), ("none", "no tracking:")):
-        print(f"  {label:<27} median {statistics.median(seconds[side]):.3f} s/epoch, {statistics.median(over_bare[side]):.3f} "
-              f"x the bare epoch beside it  {['%.3f' % s for s in seconds[side]]}")
-    print(f"  ratio (median of the epochs' server / none, each over its bare epoch) {ratio:.3f}; {verdict(interval)}")
+        print(
+            f"  {label:<27} median {statistics.median(seconds[side]):.3f} s/epoch, {statistics.median(over_bare[side]):.3f} "
+            f"x the bare epoch beside it  {['%.3f' % s for s in seconds[side]]}"
+        )
+    print(
+        f"  ratio (median of the epochs' server / none, each over its bare epoch) {ratio:.3f}; {verdict(interval)}"
+    )
     print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}")
     return report("logging", ratio)

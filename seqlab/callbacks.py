@@ -23,9 +23,13 @@ class DivergenceGuard(L.Callback):
     """
 
     def __init__(self) -> None:
-        self._unread: tuple[torch.Tensor, int, int] | None = None  # (loss, epoch, global step) not yet checked
+        self._unread: tuple[torch.Tensor, int, int] | None = (
+            None  # (loss, epoch, global step) not yet checked
+        )
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx
+    ) -> None:
         self._check()
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None:
@@ -63,7 +67,8 @@ class EpochSummary(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         shown = {  # the epoch's figures: not test metrics, not the last logged step's loss
-            k: float(v) for k, v in trainer.callback_metrics.items()
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
             if not k.startswith(names.TEST) and k != names.TRAIN_STEP_LOSS
         }
         text = "  ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
@@ -99,7 +104,9 @@ class WeightNoise(L.Callback):
                 "2014 used 0.075)."
             )
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
         # After BatchReseed (train.py puts it first): the noise, like dropout, is fixed by (seed, epoch, batch),
         # so a resumed run draws the same noise as one that never stopped.
         if not self.std:
@@ -113,10 +120,14 @@ class WeightNoise(L.Callback):
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
         self._restore()  # the gradients stay: they were taken at the noisy weights
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx
+    ) -> None:
         self._restore()  # with gradient accumulation, most batches end without an optimizer step
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self._restore()  # a fit that failed mid-step leaves the module holding its clean weights
 
     def _restore(self) -> None:

@@ -57,7 +57,9 @@ class PublishedConfig:
     metric: str = "???"  # the logged test metric the numbers are comparable with, e.g. test/nll
     by: str = "cell.name"  # the config key whose value picks a run's number
     numbers: dict[str, float] = field(default_factory=dict)  # value of `by` -> the published number
-    setting: dict[str, Any] = field(default_factory=dict)  # config values the numbers assume, nested as the config
+    setting: dict[str, Any] = field(
+        default_factory=dict
+    )  # config values the numbers assume, nested as the config
 
 
 @dataclass
@@ -115,7 +117,9 @@ def _unknown_key(path: str, key: str, allowed: set[str]) -> ConfigError:
     close = difflib.get_close_matches(key, sorted(allowed), n=1)
     hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
     where = f"under '{path}'" if prefix else "at the top level"
-    return ConfigError(f"Unknown config key '{prefix}{key}'.{hint} Keys allowed {where}: {', '.join(sorted(allowed))}.")
+    return ConfigError(
+        f"Unknown config key '{prefix}{key}'.{hint} Keys allowed {where}: {', '.join(sorted(allowed))}."
+    )
 
 
 def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
@@ -125,7 +129,9 @@ def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
         if key not in allowed:
             raise _unknown_key(path, str(key), allowed)
         sub = next(f for f in fields(schema) if f.name == key).type
-        optional = [t for t in get_args(sub) if t is not type(None)]  # PublishedConfig | None -> PublishedConfig
+        optional = [
+            t for t in get_args(sub) if t is not type(None)
+        ]  # PublishedConfig | None -> PublishedConfig
         sub = optional[0] if len(optional) == 1 else sub
         if is_dataclass(sub) and isinstance(node[key], DictConfig):
             _check_schema_keys(node[key], sub, f"{path}.{key}" if path else str(key))
@@ -182,7 +188,9 @@ def validate(cfg: DictConfig) -> None:
     _check_schema_keys(cfg, SeqlabConfig, "")
     for section in TARGET_SECTIONS:
         if not isinstance(cfg.get(section), DictConfig) or "_target_" not in cfg[section]:
-            raise ConfigError(f"The config has no '{section}' section with a _target_; choose one with {section}=<option>.")
+            raise ConfigError(
+                f"The config has no '{section}' section with a _target_; choose one with {section}=<option>."
+            )
     task_cls = _check_target_section(cfg.task, "task")
     _, _, loss_cls = (_check_target_section(cfg[s], s, {"name"}, SUPPLIED[s]) for s in CHOICE_SECTIONS)
     for path in ("optimizer", "trainer"):
@@ -215,7 +223,12 @@ def validate(cfg: DictConfig) -> None:
     shape = NetworkOptions(**{f.name: model[f.name] for f in fields(NetworkOptions)})
     shape.check()
     if model.param_budget is not None:
-        at_least("model.param_budget", model.param_budget, 1, " (trainable parameters, e.g. model.param_budget=20000)")
+        at_least(
+            "model.param_budget",
+            model.param_budget,
+            1,
+            " (trainable parameters, e.g. model.param_budget=20000)",
+        )
 
     norm = instantiate_choice(cfg.norm)
     norm_label = f"norm={choice_name(cfg.norm)}"
@@ -223,7 +236,9 @@ def validate(cfg: DictConfig) -> None:
     directions = "2 directions" if shape.bidirectional else "1 direction"
     budgeted = model.param_budget is not None  # the budget search picks a width that divides
     if width % multiple and not budgeted:
-        options = " ".join(f"norm.{k}={v}" for k, v in cfg.norm.items() if k not in _INSTANTIATE_KEYS | {"name"})
+        options = " ".join(
+            f"norm.{k}={v}" for k, v in cfg.norm.items() if k not in _INSTANTIATE_KEYS | {"name"}
+        )
         multiples = [d for d in range(1, width + 1) if width % d == 0]
         raise ConfigError(
             f"{norm_label} ({options}) needs a recurrent output width that is a multiple of {multiple}, but it is "
@@ -247,7 +262,10 @@ def validate(cfg: DictConfig) -> None:
             "time step; use model.pool=none with this task."
         )
     lookahead = {  # a setting -> (is it set, how it lets the output at a step depend on later steps)
-        "model.bidirectional=true": (shape.bidirectional, "its backward direction runs from the sequence's end"),
+        "model.bidirectional=true": (
+            shape.bidirectional,
+            "its backward direction runs from the sequence's end",
+        ),
         "model.frontend=conv1d": (shape.frontend == "conv1d", "its kernel is centred on the step"),
         norm_label: (mixes_steps(norm), "it takes its statistics over all of a sequence's steps"),
     }
@@ -274,7 +292,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.torch_threads is not None:
         at_least("torch_threads", cfg.torch_threads, 1)
     if cfg.tracking.outage_wait_s < 0:
-        raise ConfigError(f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds.")
+        raise ConfigError(
+            f"Invalid tracking.outage_wait_s={cfg.tracking.outage_wait_s}: it must be >= 0 seconds."
+        )
 
 
 def packaged_losses_for(kind: Any) -> list[str]:
@@ -295,15 +315,21 @@ def check_published(cfg: DictConfig) -> None:
     published = cfg.published
     unset = [f"published.{key}" for key in ("source", "metric") if OmegaConf.is_missing(published, key)]
     if unset:
-        raise ConfigError(f"{' and '.join(unset)} must be set: published numbers need the paper they come from "
-                          "and the test metric they compare with (see conf/experiment/chung2014.yaml).")
+        raise ConfigError(
+            f"{' and '.join(unset)} must be set: published numbers need the paper they come from "
+            "and the test metric they compare with (see conf/experiment/chung2014.yaml)."
+        )
     if not published.metric.startswith(f"{names.TEST}/"):
-        raise ConfigError(f"Invalid published.metric={published.metric!r}: seqlab-compare ranks test metrics, "
-                          "so it must name one, e.g. test/nll or test/loss.")
+        raise ConfigError(
+            f"Invalid published.metric={published.metric!r}: seqlab-compare ranks test metrics, "
+            "so it must name one, e.g. test/nll or test/loss."
+        )
     for key in [published.by, *flatten(OmegaConf.to_container(published.setting))]:  # as the params name them
         if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
-            raise ConfigError(f"published: {key!r} is not a key of the config (published.by and the keys under "
-                              "published.setting name config keys, e.g. cell.name or task.dataset).")
+            raise ConfigError(
+                f"published: {key!r} is not a key of the config (published.by and the keys under "
+                "published.setting name config keys, e.g. cell.name or task.dataset)."
+            )
 
 
 # --- command-line checks (preflight and seqlab-rerun see the overrides themselves) ---------------

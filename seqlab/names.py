@@ -45,7 +45,9 @@ SWEEP_DIR_TAG = "seqlab.sweep.dir"
 SWEEP_JOBS_TAG = "seqlab.sweep.n_jobs"  # how many jobs the sweep launches
 FAILED_JOBS_TAG = "seqlab.sweep.failed_jobs"  # on the parent: one line per job that did not finish
 SPOOL_TAG = "seqlab.spool"  # the folder that held what the tracking server could not take at the time
-TORCH_THREADS = "torch.num_threads"  # param: the threads torch trained with (torch_threads, or cores / n_jobs)
+TORCH_THREADS = (
+    "torch.num_threads"  # param: the threads torch trained with (torch_threads, or cores / n_jobs)
+)
 
 TIME_FIT = "time/fit_s"  # wall time of trainer.fit
 TIME_TEST = "time/test_s"

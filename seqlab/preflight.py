@@ -31,18 +31,28 @@ def _explain_missing_option(exc: MissingConfigException, overrides: list[str]) -
     group, _, option = missing.rpartition("/")
     options = exc.options or GlobalHydra.instance().config_loader().get_group_options(group)
     if group and options:
-        return ConfigError(f"Unknown option {group}={option}. Allowed for '{group}': {', '.join(sorted(options))}.")
+        return ConfigError(
+            f"Unknown option {group}={option}. Allowed for '{group}': {', '.join(sorted(options))}."
+        )
     return ConfigError(_one_paragraph(exc))
 
 
 def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None:
     """Find the first key override that names no key of the config its group choices compose."""
     parsed = OverridesParser.create().parse_overrides(job)
-    group_choices = [o.input_line for o in parsed if o.key_or_group in groups or o.key_or_group == "hydra.searchpath"]
+    group_choices = [
+        o.input_line for o in parsed if o.key_or_group in groups or o.key_or_group == "hydra.searchpath"
+    ]
     base = compose(CONFIG_NAME, overrides=group_choices)
     for override in parsed:
         key = override.key_or_group
-        if key in groups or key.startswith("hydra") or override.is_add() or override.is_force_add() or override.is_delete():
+        if (
+            key in groups
+            or key.startswith("hydra")
+            or override.is_add()
+            or override.is_force_add()
+            or override.is_delete()
+        ):
             continue
         if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
             parent, _, leaf = key.rpartition(".")

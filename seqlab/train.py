@@ -104,8 +104,13 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
                 cfg.model.head_hidden = net.head_hidden  # the budget resized the head to land within 2%
     extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
     extra_params[names.TORCH_THREADS] = torch.get_num_threads()
-    log.info("%s: %d parameters (hidden size %d), splits %s", name, extra_params[names.N_PARAMS], net.hidden_size,
-             task.split_sizes())
+    log.info(
+        "%s: %d parameters (hidden size %d), splits %s",
+        name,
+        extra_params[names.N_PARAMS],
+        net.hidden_size,
+        task.split_sizes(),
+    )
     tags = provenance_tags(cfg, task.data_files()) | {names.HIGHER_IS_BETTER_TAG: higher_is_better(module)}
     tags |= extra_tags or {}
     if resume is not None:
@@ -115,8 +120,12 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     figures = SystemFigures()
     with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
         callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=run.logger, callbacks=callbacks,
-                                         enable_checkpointing=checkpointing(cfg, callbacks))
+        trainer: L.Trainer = instantiate(
+            cfg.trainer,
+            logger=run.logger,
+            callbacks=callbacks,
+            enable_checkpointing=checkpointing(cfg, callbacks),
+        )
         run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
         # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code
         resume_from = str(resume.checkpoint) if resume else None

@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,11 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         data_cache("JSB_Chorales.mat", "Nottingham.mat")
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", name, "--quick"],  # from another folder, as checkout_env allows
-        cwd=tmp_path, env=seqlab_env(tmp_path) | {"PYTHONPATH": checkout_env()["PYTHONPATH"]}, capture_output=True,
-        text=True, timeout=600,
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path) | {"PYTHONPATH": checkout_env()["PYTHONPATH"]},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
@@ -35,13 +37,25 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         from benchmarks.overhead import REPORTED, WORKLOADS
 
         assert done.stdout.count("Lightning alone (no logger") == len(WORKLOADS) == 4
-        waits = re.findall(r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout)
+        waits = re.findall(
+            r"the training thread waits (\d+\.\d) ms with seqlab's background writer", done.stdout
+        )
         assert len(waits) == 4, done.stdout  # each workload times saving its own checkpoint
         # and splits Lightning alone's cost into its validation and its training steps
-        assert len(re.findall(r"Lightning alone's difference per epoch, split .*: in validation [+-]\d+ ms; in the "
-                              r"\d+ training steps and the epoch's edges [+-]\d+ ms", done.stdout)) == 4, done.stdout
+        assert (
+            len(
+                re.findall(
+                    r"Lightning alone's difference per epoch, split .*: in validation [+-]\d+ ms; in the "
+                    r"\d+ training steps and the epoch's edges [+-]\d+ ms",
+                    done.stdout,
+                )
+            )
+            == 4
+        ), done.stdout
         # and shows each trial's own ratio, one per trial (--quick: one trial), so a reader sees the noise
-        assert len(re.findall(r"each trial's own ratio \(its medians\): \d+\.\d{3}; a spread", done.stdout)) == 4
+        assert (
+            len(re.findall(r"each trial's own ratio \(its medians\): \d+\.\d{3}; a spread", done.stdout)) == 4
+        )
         # each ratio is the median of epochs paired with bare epochs run beside them, with what it says of 5%
         # (--quick: too few pairs for an interval, and the line says so rather than print a range as one)
         verdicts = re.findall(r"ratio \(median of the pairs' ratios\) \d+\.\d{3}; (.*)", done.stdout)
@@ -56,25 +70,49 @@ def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
         # tracking and callbacks, then the checkpoints (two more sides, seqlab without them and Lightning's
         # barebones mode, each paired with a bare loop of its own)
         assert done.stdout.count("seqlab without its checkpoints") == 1, done.stdout
-        assert len(re.findall(r"Lightning in its barebones mode .* ratio \d+\.\d{3}", done.stdout)) == 1, done.stdout
-        assert len(re.findall(r"built up one layer at a time .*: Lightning barebones [+-]\d+ ms; Lightning alone "
-                              r"[+-]\d+ ms; with seqlab's tracking and "
-                              r"callbacks [+-]\d+ ms; with its checkpoints too, all of seqlab [+-]\d+ ms$",
-                              done.stdout, flags=re.MULTILINE)) == 1, done.stdout
-        reported = done.stdout.split(f"overhead: {' '.join(WORKLOADS[REPORTED][0])}")[1].split("\noverhead")[0]
+        assert len(re.findall(r"Lightning in its barebones mode .* ratio \d+\.\d{3}", done.stdout)) == 1, (
+            done.stdout
+        )
+        assert (
+            len(
+                re.findall(
+                    r"built up one layer at a time .*: Lightning barebones [+-]\d+ ms; Lightning alone "
+                    r"[+-]\d+ ms; with seqlab's tracking and "
+                    r"callbacks [+-]\d+ ms; with its checkpoints too, all of seqlab [+-]\d+ ms$",
+                    done.stdout,
+                    flags=re.MULTILINE,
+                )
+            )
+            == 1
+        ), done.stdout
+        reported = done.stdout.split(f"overhead: {' '.join(WORKLOADS[REPORTED][0])}")[1].split("\noverhead")[
+            0
+        ]
         assert "seqlab without its checkpoints" in reported and "barebones mode" in reported, reported
     if name == "logging":  # both sides paired with bare epochs, as the overhead benchmark pairs them
-        assert len(re.findall(r"median \d+\.\d{3} s/epoch, \d+\.\d{3} x the bare epoch beside it", done.stdout)) == 2
-        assert re.search(r"ratio \(median of the epochs' server / none, each over its bare epoch\) \d+\.\d{3}; "
-                         r"too few pairs for a 95% interval", done.stdout), done.stdout  # --quick: 2 epochs a side
+        assert (
+            len(re.findall(r"median \d+\.\d{3} s/epoch, \d+\.\d{3} x the bare epoch beside it", done.stdout))
+            == 2
+        )
+        assert re.search(
+            r"ratio \(median of the epochs' server / none, each over its bare epoch\) \d+\.\d{3}; "
+            r"too few pairs for a 95% interval",
+            done.stdout,
+        ), done.stdout  # --quick: 2 epochs a side
     if name == "cells":  # each cell at each budget, with the width the budget gave it
-        rows = re.findall(r"([\d,]+) budget +(rnn|gru|lstm) +\d+ units, +([\d,]+) parameters: .* ms a step", done.stdout)
+        rows = re.findall(
+            r"([\d,]+) budget +(rnn|gru|lstm) +\d+ units, +([\d,]+) parameters: .* ms a step", done.stdout
+        )
         assert sorted((budget, cell) for budget, cell, _ in rows) == sorted(
-            (budget, cell) for budget in ("20,000", "300,000") for cell in ("gru", "lstm", "rnn")), done.stdout
+            (budget, cell) for budget in ("20,000", "300,000") for cell in ("gru", "lstm", "rnn")
+        ), done.stdout
         for budget, _, parameters in rows:  # matched to within 2% of the budget
             assert abs(int(parameters.replace(",", "")) / int(budget.replace(",", "")) - 1) < 0.02
         # on a CPU, the LSTM again with oneDNN's fused kernel off, at both budgets (README, "Cells")
-        assert re.findall(r"([\d,]+) budget  lstm without oneDNN .*: +\d+\.\d+ ms a step", done.stdout) == ["20,000", "300,000"]
+        assert re.findall(r"([\d,]+) budget  lstm without oneDNN .*: +\d+\.\d+ ms a step", done.stdout) == [
+            "20,000",
+            "300,000",
+        ]
 
 
 def test_the_bare_loop_indexes_the_batches_lightning_would(make_cfg, monkeypatch):
@@ -173,12 +211,18 @@ def test_all_runs_the_training_benchmarks_again_on_a_gpu_where_torch_sees_one(mo
     from benchmarks import cli
 
     commands = []
-    monkeypatch.setattr(cli.subprocess, "run", lambda command, **kwargs: commands.append(command) or SimpleNamespace(returncode=0))
+    monkeypatch.setattr(
+        cli.subprocess,
+        "run",
+        lambda command, **kwargs: commands.append(command) or SimpleNamespace(returncode=0),
+    )
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     cli.main(["all"])
     on_cpu = [[sys.executable, "-m", "benchmarks", name] for name in cli.BENCHMARKS]
-    on_gpu = [[sys.executable, "-m", "benchmarks", name, "--accelerator", "gpu"]
-              for name in ("overhead", "logging", "sweep", "startup", "cells")]
+    on_gpu = [
+        [sys.executable, "-m", "benchmarks", name, "--accelerator", "gpu"]
+        for name in ("overhead", "logging", "sweep", "startup", "cells")
+    ]
     assert commands == on_cpu + on_gpu
     assert capsys.readouterr().out.count("--accelerator gpu") == 5  # each GPU run is announced
 
@@ -190,7 +234,9 @@ def test_accelerator_gpu_without_a_gpu_fails_before_running_anything(name, monke
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr(cli.subprocess, "run", lambda *a, **k: pytest.fail("ran a benchmark"))
     monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
-    with pytest.raises(SystemExit, match=rf"python -m benchmarks {name}: --accelerator gpu: torch \S+ sees no CUDA GPU"):
+    with pytest.raises(
+        SystemExit, match=rf"python -m benchmarks {name}: --accelerator gpu: torch \S+ sees no CUDA GPU"
+    ):
         cli.main([name, "--accelerator", "gpu"])
 
 
@@ -199,8 +245,11 @@ def test_the_data_benchmark_refuses_a_gpu_naming_those_that_take_one(monkeypatch
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
-    with pytest.raises(SystemExit, match="python -m benchmarks data: --accelerator gpu: the data benchmark times work done "
-                                         "on the CPU .* overhead, logging, sweep, startup, cells"):
+    with pytest.raises(
+        SystemExit,
+        match="python -m benchmarks data: --accelerator gpu: the data benchmark times work done "
+        "on the CPU .* overhead, logging, sweep, startup, cells",
+    ):
         cli.main(["data", "--accelerator", "gpu"])
 
 
@@ -225,7 +274,9 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
 
     batch = {"x": torch.ones(2, 3), "y": torch.zeros(2)}
     assert to_device(batch, torch.device("cpu")) is batch  # nothing to move, nothing done in the timed loop
-    moved = to_device(batch, torch.device("meta"))  # any other device: every tensor moves, as Lightning moves them
+    moved = to_device(
+        batch, torch.device("meta")
+    )  # any other device: every tensor moves, as Lightning moves them
     assert set(moved) == {"x", "y"} and all(t.device.type == "meta" for t in moved.values())
 
 
@@ -290,8 +341,16 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
             # lockstep, as ModelCheckpoint saves after every other callback's on_train_epoch_end
 
     lockstep = Lockstep(_SleepingBareLoop(events, seconds=0.4), bare_first=bare_first)
-    trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[lockstep, EpochEnd()])
+    trainer = L.Trainer(
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[lockstep, EpochEnd()],
+    )
     trainer.fit(BoringModel())
     runs = ["run 0", "run 1", "run 2"]
     pairs = [["bare", run] if bare_first else [run, "bare"] for run in runs]
@@ -300,7 +359,9 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
     assert all(0.08 <= seconds < 0.4 for seconds in lockstep.seconds), lockstep.seconds
     # each epoch's validation, timed apart as a part of it
     assert len(lockstep.validating) == 3
-    assert all(0.03 <= v < s - 0.05 for v, s in zip(lockstep.validating, lockstep.seconds)), lockstep.validating
+    assert all(0.03 <= v < s - 0.05 for v, s in zip(lockstep.validating, lockstep.seconds)), (
+        lockstep.validating
+    )
 
 
 def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_cfg, monkeypatch):
@@ -330,6 +391,7 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
             finally:
                 with lock:
                     writes.append((started, time.perf_counter()))
+
         return wrapper
 
     monkeypatch.setattr(MlflowClient, "log_batch", timed(MlflowClient.log_batch))
@@ -350,7 +412,8 @@ def test_lockstep_charges_seqlabs_background_writes_to_seqlabs_own_epochs(make_c
     assert not overlapping, overlapping
     assert cadence.after is MlflowMetricLogger
     runs = MlflowClient(cfg.tracking.uri).search_runs(
-        [MlflowClient(cfg.tracking.uri).get_experiment_by_name(cfg.tracking.experiment).experiment_id])
+        [MlflowClient(cfg.tracking.uri).get_experiment_by_name(cfg.tracking.experiment).experiment_id]
+    )
     history = MlflowClient(cfg.tracking.uri).get_metric_history(runs[0].info.run_id, "val/loss")
     assert len(history) == 6
 
@@ -377,7 +440,10 @@ def test_lockstep_gives_the_metric_sender_its_pace_back_when_the_run_fails(make_
         train_with(cfg, Lockstep(_SleepingBareLoop([], 0.0)), failing)
     assert failing.held is HeldMetricLogger  # held while the pairing ran
     assert HeldMetricLogger.send_every_s > MlflowMetricLogger.send_every_s
-    assert type(failing.logger) is MlflowMetricLogger and failing.logger.send_every_s == MlflowMetricLogger.send_every_s
+    assert (
+        type(failing.logger) is MlflowMetricLogger
+        and failing.logger.send_every_s == MlflowMetricLogger.send_every_s
+    )
 
 
 def test_lockstep_refuses_a_checkpoint_writer_it_cannot_wait_for(make_cfg):

@@ -76,7 +76,9 @@ def hidden_size_for_budget(
     finds the last size under the budget; the answer is it or the next one, whichever is closer.
     """
     step = hidden_size_step(options, norm)
-    return step * _closest(budget, lambda k: count_for(spec, cell, norm, replace(options, hidden_size=k * step)), 1)
+    return step * _closest(
+        budget, lambda k: count_for(spec, cell, norm, replace(options, hidden_size=k * step)), 1
+    )
 
 
 def fit_budget(

@@ -16,7 +16,9 @@ NONLINEARITIES = ("tanh", "relu")
 
 
 def _between_layers(num_layers: int, dropout: float) -> float:
-    return dropout if num_layers > 1 else 0.0  # torch applies it between stacked layers only, and warns otherwise
+    return (
+        dropout if num_layers > 1 else 0.0
+    )  # torch applies it between stacked layers only, and warns otherwise
 
 
 class RNN(nn.RNN):
@@ -50,7 +52,12 @@ class LSTM(nn.LSTM):
     """Hochreiter & Schmidhuber's LSTM, with forget gates (torch's)."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(
             input_size,
@@ -66,7 +73,12 @@ class GRU(nn.GRU):
     """Cho et al.'s gated recurrent unit (torch's)."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__(
             input_size,

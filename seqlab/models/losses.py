@@ -125,4 +125,3 @@ class HingeEmbedding(Loss):
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__(nn.HingeEmbeddingLoss(margin=margin))
-

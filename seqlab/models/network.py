@@ -56,7 +56,12 @@ class SequenceNet(nn.Module):
         self.frontend = None
         if options.frontend == "conv1d":
             self.frontend = ConvFrontend(
-                in_size, options.conv_channels, options.conv_kernel, options.activation, options.pool, options.pool_size
+                in_size,
+                options.conv_channels,
+                options.conv_kernel,
+                options.activation,
+                options.pool,
+                options.pool_size,
             )
             in_size = options.conv_channels
 

@@ -29,11 +29,27 @@ SIGNIFICANCE = 0.05
 # were written (trainer.plugins; runs from before seqlab set it have no such param). Speed, not the model.
 # Nor what a configuration implies (its parameter count, its split sizes: a longer horizon leaves fewer
 # windows), nor the published.* params (a preset's paper numbers), which describe a paper, not the run.
-NOT_A_CONFIGURATION = ("seed", "task.seed", "tracking.", "paths.", "callbacks.", "trainer.default_root_dir",
-                       "trainer.plugins", names.N_PARAMS, names.N_TRAIN, names.N_VAL, names.N_TEST,
-                       "torch_threads", names.TORCH_THREADS, "published.")
+NOT_A_CONFIGURATION = (
+    "seed",
+    "task.seed",
+    "tracking.",
+    "paths.",
+    "callbacks.",
+    "trainer.default_root_dir",
+    "trainer.plugins",
+    names.N_PARAMS,
+    names.N_TRAIN,
+    names.N_VAL,
+    names.N_TEST,
+    "torch_threads",
+    names.TORCH_THREADS,
+    "published.",
+)
 PUBLISHED_SETTING = "published.setting."  # + a config key: the value the paper's numbers assume
-IMPLIED = ("model.hidden_size", "model.head_hidden")  # what model.param_budget chooses per cell, in this order
+IMPLIED = (
+    "model.hidden_size",
+    "model.head_hidden",
+)  # what model.param_budget chooses per cell, in this order
 # Runs logged before seqlab tagged names.HIGHER_IS_BETTER_TAG: of the metrics seqlab logged then, only
 # accuracy is higher-is-better (the losses, mse, mae and nll are not), so that is all such a run can say.
 UNTAGGED_HIGHER_IS_BETTER = ("accuracy",)
@@ -108,9 +124,11 @@ class Comparison:
         if not self.published_source:
             return ""
         missing = [f"{row.label} ({row.unpublished})" for row in self.rows if row.unpublished]
-        return (f"published: {self.published_source}, {self.metric} (vs published: the difference of the means, "
-                "a tie when the published number is inside the 95% CI)"
-                + (f"; no published number for {'; '.join(missing)}" if missing else ""))
+        return (
+            f"published: {self.published_source}, {self.metric} (vs published: the difference of the means, "
+            "a tie when the published number is inside the 95% CI)"
+            + (f"; no published number for {'; '.join(missing)}" if missing else "")
+        )
 
     @property
     def verdict(self) -> str:
@@ -118,14 +136,20 @@ class Comparison:
             return "only one configuration: nothing to compare"
         best, second = self.rows[0].label, self.rows[1].label
         if math.isnan(self.p_value):
-            return f"{best} is best on {self.metric}; too few seeds to test it against {second} (need >= 2 each)"
+            return (
+                f"{best} is best on {self.metric}; too few seeds to test it against {second} (need >= 2 each)"
+            )
         if self.p_value < SIGNIFICANCE:
             return f"{best} is best on {self.metric}, significantly better than {second} (Welch's t-test p={self.p_value:.3g} < {SIGNIFICANCE})"
-        return (f"{best} is best on {self.metric}, but its difference to {second} is within noise "
-                f"(Welch's t-test p={self.p_value:.3g} >= {SIGNIFICANCE}): run more seeds before choosing")
+        return (
+            f"{best} is best on {self.metric}, but its difference to {second} is within noise "
+            f"(Welch's t-test p={self.p_value:.3g} >= {SIGNIFICANCE}): run more seeds before choosing"
+        )
 
 
-def runs_to_compare(client: MlflowClient, parent_run_id: str | None = None, experiment: str | None = None) -> list[Run]:
+def runs_to_compare(
+    client: MlflowClient, parent_run_id: str | None = None, experiment: str | None = None
+) -> list[Run]:
     """The finished jobs of a sweep (its parent's children), or the finished leaf runs of an experiment.
 
     A parent run or experiment that is not in the store raises a TrackingError naming it.
@@ -139,8 +163,12 @@ def runs_to_compare(client: MlflowClient, parent_run_id: str | None = None, expe
         return client.search_runs([experiment_id], filter_string=query, max_results=50000)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise TrackingError(f"There is no experiment named {experiment!r} in this tracking store; the MLflow UI lists them.")
-    runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=50000)
+        raise TrackingError(
+            f"There is no experiment named {experiment!r} in this tracking store; the MLflow UI lists them."
+        )
+    runs = client.search_runs(
+        [found.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=50000
+    )
     parents = {r.data.tags.get(names.PARENT_RUN_TAG) for r in runs}
     return [r for r in runs if r.info.run_id not in parents]
 
@@ -154,7 +182,11 @@ def configuration_keys(runs: list[Run]) -> list[str]:
     """
     keys = sorted({k for r in runs for k in r.data.params})
     varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-    chosen = [k for k in varying if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)]
+    chosen = [
+        k
+        for k in varying
+        if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)
+    ]
     named = {k.removesuffix(".name") for k in chosen if k.endswith(".name")}
     beside_a_name = [k for k in chosen if not k.endswith(".name") and k.rpartition(".")[0] in named]
     for key in [*IMPLIED, *beside_a_name]:
@@ -202,7 +234,9 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
             row.values[key] = [r.data.metrics[key] for r in members if key in r.data.metrics]
             row.metrics[key] = Summary.of(row.values[key])
         row.n_params = "/".join(sorted({r.data.params.get(names.N_PARAMS, "?") for r in members}))
-        row.fit_s = Summary.of([r.data.metrics[names.TIME_FIT] for r in members if names.TIME_FIT in r.data.metrics]).mean
+        row.fit_s = Summary.of(
+            [r.data.metrics[names.TIME_FIT] for r in members if names.TIME_FIT in r.data.metrics]
+        ).mean
         published = {published_for(r, metric) for r in members}
         if len(published) == 1:
             row.published, row.unpublished = published.pop()
@@ -210,12 +244,25 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
             row.unpublished = "its runs carry different published numbers"
         rows.append(row)
     sign = -1.0 if higher_is_better(metric, runs) else 1.0
-    rows.sort(key=lambda r: sign * r.metrics[metric].mean if metric in r.metrics and not math.isnan(r.metrics[metric].mean) else math.inf)
+    rows.sort(
+        key=lambda r: (
+            sign * r.metrics[metric].mean
+            if metric in r.metrics and not math.isnan(r.metrics[metric].mean)
+            else math.inf
+        )
+    )
     p_value = math.nan
     if len(rows) >= 2 and all(len(r.values.get(metric, [])) >= 2 for r in rows[:2]):
-        p_value = float(stats.ttest_ind(rows[0].values[metric], rows[1].values[metric], equal_var=False).pvalue)
-    sources = sorted({r.data.params["published.source"] for r in runs
-                      if r.data.params.get("published.metric") == metric and "published.source" in r.data.params})
+        p_value = float(
+            stats.ttest_ind(rows[0].values[metric], rows[1].values[metric], equal_var=False).pvalue
+        )
+    sources = sorted(
+        {
+            r.data.params["published.source"]
+            for r in runs
+            if r.data.params.get("published.metric") == metric and "published.source" in r.data.params
+        }
+    )
     return Comparison(metric, rows, p_value, "; ".join(sources))
 
 
@@ -224,7 +271,9 @@ def _fmt(x: float) -> str:
 
 
 def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    metrics = sorted({k for r in comparison.rows for k in r.metrics}, key=lambda k: (k != comparison.metric, k))
+    metrics = sorted(
+        {k for r in comparison.rows for k in r.metrics}, key=lambda k: (k != comparison.metric, k)
+    )
     header = ["", "configuration", "seeds"]
     for key in metrics:
         header += [f"{key} mean", f"{key} std", f"{key} 95% CI"]
@@ -238,8 +287,10 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             s = row.metrics.get(key, Summary.of([]))
             line += [_fmt(s.mean), _fmt(s.std), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"]
         if comparison.published_source:
-            line += ["n/a" if row.published is None else f"{row.published:.4g}",
-                     row.against_published(comparison.metric) or "n/a"]
+            line += [
+                "n/a" if row.published is None else f"{row.published:.4g}",
+                row.against_published(comparison.metric) or "n/a",
+            ]
         body.append(line + [row.n_params, _fmt(row.fit_s)])
     return header, body
 
@@ -276,10 +327,26 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     rows = comparison.rows
     means = [r.metrics[comparison.metric].mean if comparison.metric in r.metrics else math.nan for r in rows]
-    errors = [r.metrics[comparison.metric].mean - r.metrics[comparison.metric].ci_low if comparison.metric in r.metrics else 0 for r in rows]
-    left.bar(range(len(rows)), means, yerr=np.nan_to_num(errors), capsize=6, color=["tab:green"] + ["tab:gray"] * (len(rows) - 1))
+    errors = [
+        r.metrics[comparison.metric].mean - r.metrics[comparison.metric].ci_low
+        if comparison.metric in r.metrics
+        else 0
+        for r in rows
+    ]
+    left.bar(
+        range(len(rows)),
+        means,
+        yerr=np.nan_to_num(errors),
+        capsize=6,
+        color=["tab:green"] + ["tab:gray"] * (len(rows) - 1),
+    )
     for i, row in enumerate(rows):
-        left.plot([i] * len(row.values.get(comparison.metric, [])), row.values.get(comparison.metric, []), "k.", ms=5)
+        left.plot(
+            [i] * len(row.values.get(comparison.metric, [])),
+            row.values.get(comparison.metric, []),
+            "k.",
+            ms=5,
+        )
         if row.published is not None:  # the paper's number as a red bar across the column
             left.hlines(row.published, i - 0.4, i + 0.4, colors="tab:red", lw=2)
     if any(row.published is not None for row in rows):
@@ -317,7 +384,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("parent_run_id", nargs="?", help="the sweep's parent run (seqlab prints it)")
     parser.add_argument("--experiment", help="compare every finished run of this experiment instead")
     add_tracking_uri_option(parser)
-    parser.add_argument("--metric", default=names.TEST_LOSS, help=f"the metric that ranks configurations (default {names.TEST_LOSS})")
+    parser.add_argument(
+        "--metric",
+        default=names.TEST_LOSS,
+        help=f"the metric that ranks configurations (default {names.TEST_LOSS})",
+    )
     args = parser.parse_args(argv)
     if bool(args.parent_run_id) == bool(args.experiment):
         parser.error("give a PARENT_RUN_ID or --experiment NAME (one of them)")
@@ -339,10 +410,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(1, f"seqlab-compare: no finished runs to compare in {redact(uri)}\n")
     if not any(args.metric in r.data.metrics for r in runs):
         available = sorted({k for r in runs for k in r.data.metrics if k.startswith(f"{names.TEST}/")})
-        parser.exit(1, f"seqlab-compare: no run has the metric {args.metric!r}; test metrics logged: {', '.join(available)}\n")
+        parser.exit(
+            1,
+            f"seqlab-compare: no run has the metric {args.metric!r}; test metrics logged: {', '.join(available)}\n",
+        )
     comparison = compare(runs, args.metric)
     print(to_text(comparison))
     if args.parent_run_id:
         log_to_parent(comparison, client, args.parent_run_id)
-        print(f"\nLogged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, .csv, .png")
+        print(
+            f"\nLogged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, .csv, .png"
+        )
     sys.stdout.flush()

@@ -45,7 +45,9 @@ class PieceNLLs:
 
 
 def piece_nlls(
-    net: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], logits: Callable[[torch.Tensor], torch.Tensor]
+    net: torch.nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    logits: Callable[[torch.Tensor], torch.Tensor],
 ) -> PieceNLLs:
     """The NLLs of every piece in padded, masked batches (the task's test loader: the batches seqlab tests on);
     `logits` turns the network's output into logits (Loss.logits), as the run's own test/nll read it."""
@@ -55,7 +57,9 @@ def piece_nlls(
     net.eval()
     with torch.inference_mode():
         for batch in batches:
-            nll = bernoulli_nll(logits(net(batch["x"])), batch["y"]).sum(-1).double() * batch["mask"]  # (B, T)
+            nll = (
+                bernoulli_nll(logits(net(batch["x"])), batch["y"]).sum(-1).double() * batch["mask"]
+            )  # (B, T)
             totals.append(nll.sum(1))
             counts.append(batch["mask"].sum(1))
             firsts.append(nll[:, 0])
@@ -64,7 +68,9 @@ def piece_nlls(
 
 def best_checkpoint(client: MlflowClient, run_id: str, folder: Path) -> Path:
     """The run's logged best checkpoint, downloaded into folder."""
-    logged = [a.path for a in client.list_artifacts(run_id, names.CHECKPOINT_ARTIFACTS) if a.path.endswith(".ckpt")]
+    logged = [
+        a.path for a in client.list_artifacts(run_id, names.CHECKPOINT_ARTIFACTS) if a.path.endswith(".ckpt")
+    ]
     if not logged:
         raise TrackingError(
             f"Run '{run_id}' has no checkpoint under its '{names.CHECKPOINT_ARTIFACTS}' artifacts: only a run "
@@ -101,19 +107,33 @@ def run_nlls(client: MlflowClient, run_id: str) -> RunNLLs:
         state = torch.load(best_checkpoint(client, run_id, Path(tmp)), weights_only=True)["state_dict"]
     module.load_state_dict(state)
     nlls = piece_nlls(module.net, task.test_dataloader(), module.loss.logits)
-    return RunNLLs(run.info.run_name or run_id, cfg.task.dataset, choice_name(cfg.cell),
-                   run.data.metrics.get(f"{names.TEST}/nll"), nlls)
+    return RunNLLs(
+        run.info.run_name or run_id,
+        cfg.task.dataset,
+        choice_name(cfg.cell),
+        run.data.metrics.get(f"{names.TEST}/nll"),
+        nlls,
+    )
 
 
-def _row(label: str, logged: str, per_step: float, per_piece: float, without_first: float, pieces: str) -> str:
+def _row(
+    label: str, logged: str, per_step: float, per_piece: float, without_first: float, pieces: str
+) -> str:
     return f"{label:<28} {logged:>15} {per_step:>9.3f} {per_piece:>9.3f} {without_first:>11.3f} {pieces:>6}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m seqlab.reports.nll_averaging", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m seqlab.reports.nll_averaging", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("run_ids", nargs="*", help="finished music runs (MLflow run ids)")
-    parser.add_argument("--sweep", metavar="PARENT_RUN_ID", action="append", default=[],
-                        help="and every finished job of this sweep (repeatable)")
+    parser.add_argument(
+        "--sweep",
+        metavar="PARENT_RUN_ID",
+        action="append",
+        default=[],
+        help="and every finished job of this sweep (repeatable)",
+    )
     add_tracking_uri_option(parser)
     args = parser.parse_args(argv)
     from seqlab.reports.compare import runs_to_compare
@@ -132,20 +152,34 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"nll_averaging: {err}\n")
     if not run_ids:
         parser.error("give RUN_IDs, or --sweep PARENT_RUN_ID (a sweep with finished jobs)")
-    print(f"{'run':<28} {'logged test/nll':>15} {'per step':>9} {'per piece':>9} {'no 1st step':>11} {'pieces':>6}")
+    print(
+        f"{'run':<28} {'logged test/nll':>15} {'per step':>9} {'per piece':>9} {'no 1st step':>11} {'pieces':>6}"
+    )
     by_cell: dict[tuple[str, str], list[PieceNLLs]] = {}
     try:
         for run_id in run_ids:
             result = run_nlls(client, run_id)
             nlls = result.nlls
             by_cell.setdefault((result.dataset, result.cell), []).append(nlls)
-            print(_row(f"{result.name} {result.dataset}", "-" if result.logged is None else f"{result.logged:.3f}",
-                       nlls.per_step(), nlls.per_piece(), nlls.without_first_step(), str(len(nlls.steps))), flush=True)
+            print(
+                _row(
+                    f"{result.name} {result.dataset}",
+                    "-" if result.logged is None else f"{result.logged:.3f}",
+                    nlls.per_step(),
+                    nlls.per_piece(),
+                    nlls.without_first_step(),
+                    str(len(nlls.steps)),
+                ),
+                flush=True,
+            )
     except SeqlabError as err:
         parser.exit(2, f"nll_averaging: {err}\n")
     print("mean over the runs of each cell:")
     for (dataset, cell), runs in by_cell.items():
-        means = [sum(getattr(n, f)() for n in runs) / len(runs) for f in ("per_step", "per_piece", "without_first_step")]
+        means = [
+            sum(getattr(n, f)() for n in runs) / len(runs)
+            for f in ("per_step", "per_piece", "without_first_step")
+        ]
         print(_row(f"{cell} {dataset}", "", *means, f"x{len(runs)}"))
 
 

@@ -5,12 +5,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window (sweeps run headless)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from seqlab import names  # noqa: E402
+from seqlab import names
 
-LEGEND_AT = "upper right"  # not matplotlib's "best": its search over every plotted point is slow on long series
+LEGEND_AT = (
+    "upper right"  # not matplotlib's "best": its search over every plotted point is slow on long series
+)
 
 
 def save(fig: "plt.Figure", path: Path) -> Path:
@@ -84,7 +86,9 @@ def predictions_figure(
         fig, ax = plt.subplots(figsize=(7, 3.6))
         shown = slice(0, min(64, len(truth)))
         ax.plot(truth.reshape(len(truth), -1)[shown, 0], "o", label="true class")
-        ax.plot(predicted[shown].argmax(-1) if predicted.ndim > 1 else predicted[shown], "x", label="predicted")
+        ax.plot(
+            predicted[shown].argmax(-1) if predicted.ndim > 1 else predicted[shown], "x", label="predicted"
+        )
         ax.set(xlabel="test example", ylabel="class", title=title)
         ax.legend(loc=LEGEND_AT)
         return fig
@@ -114,7 +118,9 @@ def predictions_figure(
     return fig
 
 
-def _per_step_classes(truth: np.ndarray, scores: np.ndarray, title: str, mask: np.ndarray | None) -> "plt.Figure":
+def _per_step_classes(
+    truth: np.ndarray, scores: np.ndarray, title: str, mask: np.ndarray | None
+) -> "plt.Figure":
     """Accuracy at each step position over the test examples, and true and predicted symbols of a few."""
     predicted = scores.argmax(-1)  # (B, T)
     carries = np.ones(truth.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
@@ -128,22 +134,30 @@ def _per_step_classes(truth: np.ndarray, scores: np.ndarray, title: str, mask: n
     n_classes = scores.shape[-1]
     for ax, symbols, label in ((axes[1], truth, "true symbols"), (axes[2], predicted, "predicted symbols")):
         image = np.ma.masked_array(symbols[shown], mask=~carries[shown])
-        drawn = ax.imshow(image, aspect="auto", cmap="tab20", vmin=0, vmax=max(n_classes - 1, 1), interpolation="nearest")
+        drawn = ax.imshow(
+            image, aspect="auto", cmap="tab20", vmin=0, vmax=max(n_classes - 1, 1), interpolation="nearest"
+        )
         ax.set(xlabel="time step", ylabel="test example", title=label)
     fig.colorbar(drawn, ax=axes[1:], label="symbol")
     return fig
 
 
-def _pair_distances(truth: np.ndarray, distance: np.ndarray, title: str, threshold: float | None) -> "plt.Figure":
+def _pair_distances(
+    truth: np.ndarray, distance: np.ndarray, title: str, threshold: float | None
+) -> "plt.Figure":
     """How far apart the encoder puts same-class and different-class pairs, and where it draws the line."""
     if distance.ndim != 1:
-        raise ValueError(f"a similarity picture needs one distance per pair (shape (B,)), got shape {distance.shape}")
+        raise ValueError(
+            f"a similarity picture needs one distance per pair (shape (B,)), got shape {distance.shape}"
+        )
     fig, ax = plt.subplots(figsize=(7, 3.8))
     bins = np.histogram_bin_edges(distance, bins=30)
     ax.hist(distance[truth > 0], bins=bins, alpha=0.6, label="same class")
     ax.hist(distance[truth <= 0], bins=bins, alpha=0.6, label="different classes")
     if threshold is not None:
         ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:g}")
-    ax.set(xlabel="distance between the pair's encodings", ylabel="test pairs", title=f"{title}: pair distances")
+    ax.set(
+        xlabel="distance between the pair's encodings", ylabel="test pairs", title=f"{title}: pair distances"
+    )
     ax.legend(loc=LEGEND_AT)
     return fig

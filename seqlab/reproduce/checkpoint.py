@@ -19,8 +19,11 @@ def last_checkpoint_folder(trainer: L.Trainer) -> str | None:
     from there would log the epochs after it twice. None when no callback writes last.ckpt every epoch.
     """
     stem = Path(names.LAST_CHECKPOINT).stem
-    folders = [c.dirpath for c in trainer.checkpoint_callbacks
-               if isinstance(c, ModelCheckpoint) and c.filename == stem and c.dirpath]
+    folders = [
+        c.dirpath
+        for c in trainer.checkpoint_callbacks
+        if isinstance(c, ModelCheckpoint) and c.filename == stem and c.dirpath
+    ]
     return str(folders[0]) if folders else None
 
 

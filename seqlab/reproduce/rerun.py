@@ -56,7 +56,9 @@ def relink_interpolations(plain: dict[str, Any]) -> dict[str, Any]:
     GlobalHydra.instance().clear()
     run = OmegaConf.create(plain)
     for key, link in template.items():
-        if not (isinstance(link, str) and "${" in link) or ":" in link:  # resolvers (hydra:, oc.env:) stay resolved
+        if (
+            not (isinstance(link, str) and "${" in link) or ":" in link
+        ):  # resolvers (hydra:, oc.env:) stay resolved
             continue
         value = OmegaConf.select(run, key, default=_MISSING)
         if value is _MISSING:
@@ -119,7 +121,9 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
     keys = [o.key_or_group for o in parsed if not o.is_delete() and o.value() is not None]
     check_override_keys(keys)
     if "resume" in keys:
-        raise ConfigError("seqlab-rerun starts a new run; to continue an interrupted one use `seqlab resume=<run id>`.")
+        raise ConfigError(
+            "seqlab-rerun starts a new run; to continue an interrupted one use `seqlab resume=<run id>`."
+        )
     if cfg.model.get("param_budget") is not None and "model.hidden_size" in keys:
         raise ConfigError(
             f"The run chose its hidden size with model.param_budget={cfg.model.param_budget}, so "
@@ -162,7 +166,10 @@ def warn_about_differences(original_tags: dict[str, str]) -> None:
     if commit != logged:
         log.warning(
             "the code differs from the run's: this checkout is at git commit %s, the run was made at %s; "
-            "metrics may differ (check out %s for an exact rerun)", commit, logged, logged,
+            "metrics may differ (check out %s for an exact rerun)",
+            commit,
+            logged,
+            logged,
         )
     if original_tags.get(names.GIT_DIRTY) == "true" or dirty:
         log.warning("the run or this checkout had uncommitted changes (git.dirty): the code may differ")
@@ -179,12 +186,16 @@ def rerun(run_id: str, overrides: list[str], given_uri: str | None = None) -> st
     client = MlflowClient(uri)
     original = get_run(client, run_id, "rerun")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    cfg = rerun_config(client, run_id, overrides, uri, Path.cwd() / "outputs" / "reruns" / f"{stamp}-{run_id[:8]}")
+    cfg = rerun_config(
+        client, run_id, overrides, uri, Path.cwd() / "outputs" / "reruns" / f"{stamp}-{run_id[:8]}"
+    )
     warn_about_differences(original.data.tags)
     train(cfg, extra_tags={names.RERUN_OF: run_id})
     [new] = client.search_runs(
         [original.info.experiment_id, *_experiment_ids(client, cfg)],
-        filter_string=f"tags.{names.RERUN_OF} = '{run_id}'", order_by=["attributes.start_time DESC"], max_results=1,
+        filter_string=f"tags.{names.RERUN_OF} = '{run_id}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )
     report(client, original, client.get_run(new.info.run_id))
     return new.info.run_id
@@ -213,7 +224,9 @@ def main(argv: list[str] | None = None) -> None:
         description="Train a logged seqlab run again from the config it logged, as a new run tagged rerun_of.",
     )
     parser.add_argument("run_id", help="the MLflow run id to repeat")
-    parser.add_argument("overrides", nargs="*", help="Hydra-style overrides applied on top (key=value, cell=gru, ...)")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra-style overrides applied on top (key=value, cell=gru, ...)"
+    )
     add_tracking_uri_option(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one config.yaml: no bar

@@ -66,7 +66,9 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
             f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. {_train_again(run_id, uri)}"
         )
     if status == "RUNNING":
-        log.warning("run %s is marked RUNNING: resuming it assumes its process died (make sure it did)", run_id)
+        log.warning(
+            "run %s is marked RUNNING: resuming it assumes its process died (make sure it did)", run_id
+        )
     folder = run.data.tags.get(names.CHECKPOINT_DIR)
     if not folder:
         raise TrackingError(
@@ -89,7 +91,9 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     with open_dict(run_cfg):
         run_cfg.tracking.uri = uri  # the logged one may be redacted; this command's store holds the run
     epoch = int(state.get("epoch", 0)) + 1
-    log.info("resuming run %s (%s) in %s from %s, epoch %d", run_id, status, redact(uri), checkpoint, epoch + 1)
+    log.info(
+        "resuming run %s (%s) in %s from %s, epoch %d", run_id, status, redact(uri), checkpoint, epoch + 1
+    )
     return ResumePoint(run_id, run.info.run_name, run_cfg, checkpoint, epoch, dict(run.data.tags))
 
 

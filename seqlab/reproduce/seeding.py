@@ -28,9 +28,14 @@ class BatchReseed(L.Callback):
         # The epoch's seeds in one go: SeedSequence is several times slower called between two training
         # steps (caches cold after the step) than called in a row.
         epoch, batches = trainer.current_epoch, trainer.num_training_batches
-        self._epoch_seeds = (epoch, [batch_seed(self.seed, epoch, b) for b in range(batches)] if math.isfinite(batches) else [])
+        self._epoch_seeds = (
+            epoch,
+            [batch_seed(self.seed, epoch, b) for b in range(batches)] if math.isfinite(batches) else [],
+        )
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
         epoch, seeds = self._epoch_seeds
         if epoch == trainer.current_epoch and batch_idx < len(seeds):
             value = seeds[batch_idx]

@@ -24,7 +24,9 @@ class Task(L.LightningDataModule):
     """
 
     name: ClassVar[str]  # the config option, task=<name>; used in run names
-    kind: ClassVar[TaskKind]  # which losses fit (each loss declares its kinds); the YAML sets the default loss
+    kind: ClassVar[
+        TaskKind
+    ]  # which losses fit (each loss declares its kinds); the YAML sets the default loss
     per_step: ClassVar[bool] = False  # predictions at every time step (no readout, no pooling)
     causal: ClassVar[bool] = False  # next-step prediction: step t must not see inputs after t
 
@@ -81,7 +83,9 @@ class Task(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool):
         lengths = self.batch_lengths(split)
-        return batch_loader(self.splits[split], self.batch_size, shuffle=shuffle, seed=self.seed, lengths=lengths)
+        return batch_loader(
+            self.splits[split], self.batch_size, shuffle=shuffle, seed=self.seed, lengths=lengths
+        )
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)
@@ -95,7 +99,13 @@ class Task(L.LightningDataModule):
 
 def check_split_fractions(val: Any, test: Any) -> None:
     """Fractions of the examples for validation and test; the rest trains."""
-    if not (isinstance(val, float | int) and isinstance(test, float | int) and 0 < val < 1 and 0 < test < 1 and val + test < 1):
+    if not (
+        isinstance(val, float | int)
+        and isinstance(test, float | int)
+        and 0 < val < 1
+        and 0 < test < 1
+        and val + test < 1
+    ):
         raise ConfigError(
             f"Invalid task.val_fraction={val} / task.test_fraction={test}: each must be in (0, 1) and "
             "their sum below 1 (the rest is the training split)."

@@ -53,7 +53,9 @@ class EpochBatchSampler(Sampler[torch.Tensor]):
 
     JITTER = 0.2  # the random factor's half-width: 0 is a fixed sort, large is back to random batches
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, lengths: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, n: int, batch_size: int, shuffle: bool, seed: int, lengths: torch.Tensor | None = None
+    ) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.lengths = lengths
         self.epoch = 0

@@ -44,7 +44,9 @@ class CsvTask(Task):
     def check(cls, options) -> None:
         for key in ("path", "target"):
             if not options.get(key):
-                raise ConfigError(f"task=csv needs task.{key}: e.g. task.path=my_series.csv task.target=load.")
+                raise ConfigError(
+                    f"task=csv needs task.{key}: e.g. task.path=my_series.csv task.target=load."
+                )
         for key in ("window", "horizon"):
             at_least(f"task.{key}", options.get(key), 1)
         check_split_fractions(options.get("val_fraction"), options.get("test_fraction"))

@@ -20,8 +20,12 @@ class DigitsTask(Task):
     kind = TaskKind.CLASSIFICATION
 
     def __init__(
-        self, pixelwise: bool = False, val_fraction: float = 0.15, test_fraction: float = 0.15,
-        batch_size: int = 32, seed: int = 0,
+        self,
+        pixelwise: bool = False,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        batch_size: int = 32,
+        seed: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         self.pixelwise, self.val_fraction, self.test_fraction = pixelwise, val_fraction, test_fraction
@@ -39,7 +43,11 @@ class DigitsTask(Task):
         x = images.reshape(-1, 64, 1) if self.pixelwise else images  # (N, T, F)
         order = torch.randperm(len(labels), generator=seeded_generator(SPLIT_SEED))
         n_val, n_test = round(len(order) * self.val_fraction), round(len(order) * self.test_fraction)
-        parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+        parts = {
+            "test": order[:n_test],
+            "val": order[n_test : n_test + n_val],
+            "train": order[n_test + n_val :],
+        }
         return {split: TensorSplit(x=x[idx], y=labels[idx]) for split, idx in parts.items()}
 
     def spec(self) -> TaskSpec:

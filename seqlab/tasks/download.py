@@ -43,10 +43,18 @@ FILES: dict[str, RemoteFile] = {
         RemoteFile("ETTh2.csv", ETT_URL, "a3dc2c597b9218c7ce1cd55eb77b283fd459a1d09d753063f944967dd6b9218b"),
         RemoteFile("ETTm1.csv", ETT_URL, "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e"),
         RemoteFile("ETTm2.csv", ETT_URL, "db973ca252c6410a30d0469b13d696cf919648d0f3fd588c60f03fdbdbadd1fd"),
-        RemoteFile("JSB_Chorales.mat", MUSIC_URL, "ac0e608527cc411c7e21ef7d38be47f0de7fb6b13b3ae168b8eccf1c2a9b18d4"),
-        RemoteFile("MuseData.mat", MUSIC_URL, "e8d9eb422ec3833c25f43a9f854d4ee0b9118a20b45f2c183395cdc30ffa14ff"),
-        RemoteFile("Nottingham.mat", MUSIC_URL, "d154f7ca2e90799dc1dc011d8fc048f2fc6ef3f7c69d974b9cf27a471634fbea"),
-        RemoteFile("Piano_midi.mat", MUSIC_URL, "990a8a71d5764a7eaa3e78d9e5023d1470380fe2db3a1448265a97a24c8b1c34"),
+        RemoteFile(
+            "JSB_Chorales.mat", MUSIC_URL, "ac0e608527cc411c7e21ef7d38be47f0de7fb6b13b3ae168b8eccf1c2a9b18d4"
+        ),
+        RemoteFile(
+            "MuseData.mat", MUSIC_URL, "e8d9eb422ec3833c25f43a9f854d4ee0b9118a20b45f2c183395cdc30ffa14ff"
+        ),
+        RemoteFile(
+            "Nottingham.mat", MUSIC_URL, "d154f7ca2e90799dc1dc011d8fc048f2fc6ef3f7c69d974b9cf27a471634fbea"
+        ),
+        RemoteFile(
+            "Piano_midi.mat", MUSIC_URL, "990a8a71d5764a7eaa3e78d9e5023d1470380fe2db3a1448265a97a24c8b1c34"
+        ),
     ]
 }
 
@@ -105,7 +113,12 @@ def _download(remote: RemoteFile, out) -> None:
                 received += len(chunk)
             if promised is not None and received != int(promised):
                 raise OSError(f"the transfer was cut after {received} of {promised} bytes")
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:  # incl. a cut transfer
+    except (
+        urllib.error.URLError,
+        http.client.HTTPException,
+        OSError,
+        ValueError,
+    ) as exc:  # incl. a cut transfer
         reason = getattr(exc, "reason", None) or exc
         raise DataError(
             f"Could not download {remote.name} from {remote.url}: {reason}. Check the network (or set "

@@ -51,7 +51,9 @@ class ETTTask(Task):
     @classmethod
     def check(cls, options) -> None:
         if options.get("dataset") not in cls.DATASETS:
-            raise ConfigError(f"Unknown task.dataset={options.get('dataset')!r} for task=ett. Allowed: {', '.join(cls.DATASETS)}.")
+            raise ConfigError(
+                f"Unknown task.dataset={options.get('dataset')!r} for task=ett. Allowed: {', '.join(cls.DATASETS)}."
+            )
         if options.get("features") not in FEATURES:
             allowed = "; ".join(f"{k} ({v})" for k, v in FEATURES.items())
             raise ConfigError(f"Invalid task.features={options.get('features')!r}. Allowed: {allowed}.")

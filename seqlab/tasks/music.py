@@ -24,7 +24,12 @@ from seqlab.tasks.batching import gather_rows
 from seqlab.tasks.download import fetch
 
 N_KEYS = 88  # column j is MIDI pitch 21 + j
-FILES = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat", "pianomidi": "Piano_midi.mat"}
+FILES = {
+    "jsb": "JSB_Chorales.mat",
+    "nottingham": "Nottingham.mat",
+    "musedata": "MuseData.mat",
+    "pianomidi": "Piano_midi.mat",
+}
 MAT_KEYS = {"train": "traindata", "val": "validdata", "test": "testdata"}
 
 
@@ -60,7 +65,9 @@ class PaddedSequences:
         """
         per_sequence = -(-self.steps // steps)  # chunks of each sequence
         sequence = torch.repeat_interleave(torch.arange(len(self.steps)), per_sequence)
-        k = torch.arange(len(sequence)) - torch.repeat_interleave(torch.cumsum(per_sequence, 0) - per_sequence, per_sequence)
+        k = torch.arange(len(sequence)) - torch.repeat_interleave(
+            torch.cumsum(per_sequence, 0) - per_sequence, per_sequence
+        )
         chunks = copy.copy(self)
         chunks.offsets = self.offsets[sequence] + k * steps
         chunks.steps = torch.clamp(self.steps[sequence] - k * steps, max=steps)
@@ -126,9 +133,16 @@ class MusicTask(Task):
                 f"Unknown task.dataset={options.get('dataset')!r} for task=music. Allowed: {', '.join(cls.DATASETS)}."
             )
         if not isinstance(options.get("batch_by_length", False), bool):
-            raise ConfigError(f"Invalid task.batch_by_length={options.get('batch_by_length')!r}: it must be true or false.")
+            raise ConfigError(
+                f"Invalid task.batch_by_length={options.get('batch_by_length')!r}: it must be true or false."
+            )
         if options.get("train_chunk") is not None:
-            at_least("task.train_chunk", options["train_chunk"], 1, " (predicted steps per training example), or null")
+            at_least(
+                "task.train_chunk",
+                options["train_chunk"],
+                1,
+                " (predicted steps per training example), or null",
+            )
 
     def build(self):
         from scipy.io import loadmat
@@ -137,7 +151,9 @@ class MusicTask(Task):
         try:
             mat = loadmat(self.path)
         except Exception as exc:  # a verified file should load; anything else is a corrupt cache
-            raise DataError(f"Cannot read {self.path} as a MATLAB file ({exc}); delete it to re-download.") from exc
+            raise DataError(
+                f"Cannot read {self.path} as a MATLAB file ({exc}); delete it to re-download."
+            ) from exc
         splits = {}
         for split, key in MAT_KEYS.items():
             rolls = [torch.from_numpy(r.astype("uint8")) for r in mat[key].ravel()]

@@ -16,7 +16,11 @@ from seqlab.tasks.windows import forecast_splits, zscore
 
 def _split(n_train: int, n_val: int, n_test: int, **tensors: torch.Tensor) -> dict[str, TensorSplit]:
     """Cut tensors generated in one go into consecutive train/val/test parts."""
-    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n_train + n_val + n_test)}
+    bounds = {
+        "train": (0, n_train),
+        "val": (n_train, n_train + n_val),
+        "test": (n_train + n_val, n_train + n_val + n_test),
+    }
     return {s: TensorSplit(**{k: t[a:b] for k, t in tensors.items()}) for s, (a, b) in bounds.items()}
 
 
@@ -137,7 +141,9 @@ class CopyTask(Task):
         at_least("task.delay", options.get("delay"), 0)
         at_least("task.n_symbols", options.get("n_symbols"), 1)
         if not isinstance(options.get("alphabet"), int) or options.get("alphabet") < 2:
-            raise ConfigError(f"Invalid task.alphabet={options.get('alphabet')!r}: it must be an integer >= 2.")
+            raise ConfigError(
+                f"Invalid task.alphabet={options.get('alphabet')!r}: it must be an integer >= 2."
+            )
 
     def build(self):
         g = seeded_generator(self.seed)
@@ -153,15 +159,25 @@ class CopyTask(Task):
 
     def spec(self) -> TaskSpec:
         vocab = self.alphabet + 2  # blank, the symbols, the marker
-        return TaskSpec(kind=self.kind, input_size=1, output_size=self.alphabet + 1, vocab_size=vocab, per_step=True)
+        return TaskSpec(
+            kind=self.kind, input_size=1, output_size=self.alphabet + 1, vocab_size=vocab, per_step=True
+        )
 
     def metrics(self) -> MetricCollection:
         accuracy = MulticlassAccuracy(self.alphabet + 1, average="micro", ignore_index=BLANK)
         return MetricCollection({"accuracy": accuracy})
 
 
-def mackey_glass(n: int, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1, power: float = 10.0,
-                 dt: float = 0.1, warmup: int = 1000, x0: float = 1.2) -> torch.Tensor:
+def mackey_glass(
+    n: int,
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    power: float = 10.0,
+    dt: float = 0.1,
+    warmup: int = 1000,
+    x0: float = 1.2,
+) -> torch.Tensor:
     """n samples (one per time unit) of dx/dt = beta x(t-tau) / (1 + x(t-tau)^power) - gamma x(t).
 
     Integrated with Euler steps of `dt` from a constant history x0; the first `warmup` samples (the

@@ -48,7 +48,9 @@ class Table:
             raise self._first_non_numeric(picked, names, np.argwhere(bad)[0])
         return torch.from_numpy(values.astype(np.float32))
 
-    def _first_non_numeric(self, picked: np.ndarray, names: list[str], at: np.ndarray | None = None) -> DataError:
+    def _first_non_numeric(
+        self, picked: np.ndarray, names: list[str], at: np.ndarray | None = None
+    ) -> DataError:
         if at is None:
             for j, name in enumerate(names):  # per column, then per cell only in the failing column
                 try:

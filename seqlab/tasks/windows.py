@@ -21,7 +21,9 @@ class WindowSplit:
         self, inputs: torch.Tensor, targets: torch.Tensor, start: int, stop: int, window: int, horizon: int
     ) -> None:
         if inputs.shape[0] != targets.shape[0]:
-            raise ValueError(f"inputs and targets must share their rows, got {inputs.shape[0]} and {targets.shape[0]}")
+            raise ValueError(
+                f"inputs and targets must share their rows, got {inputs.shape[0]} and {targets.shape[0]}"
+            )
         self.inputs, self.targets = inputs, targets
         self.start, self.window, self.horizon = start, window, horizon
         self.n = max(0, (stop - start) - window - horizon + 1)
@@ -39,7 +41,13 @@ class WindowSplit:
 
 
 def forecast_splits(
-    inputs: torch.Tensor, targets: torch.Tensor, train_end: int, val_end: int, test_end: int, window: int, horizon: int
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    train_end: int,
+    val_end: int,
+    test_end: int,
+    window: int,
+    horizon: int,
 ) -> dict[str, WindowSplit]:
     """Chronological train/val/test windows; val and test start `window` rows before their border, so their
     first target is the border's row (the protocol of Informer and the papers after it)."""

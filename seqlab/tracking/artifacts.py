@@ -53,12 +53,16 @@ def network_sections(cfg: Any) -> dict[str, Any]:
     """The config sections that rebuild the run's network (seqlab.assemble.network), resolved to plain values."""
     from omegaconf import OmegaConf
 
-    sections = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "cell", "norm", "loss")}
+    sections = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "cell", "norm", "loss")
+    }
     sections["model"]["param_budget"] = None  # it already chose hidden_size (train writes it into cfg.model)
     return sections
 
 
-def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: Any, cfg: Any, title: str) -> None:
+def add_run_artifacts(
+    run: TrackedRun, trainer: L.Trainer, module: Any, task: Any, cfg: Any, title: str
+) -> None:
     """Best checkpoint, learning curves, predictions on test examples, and the pyfunc model.
 
     Called after trainer.test, so `module` holds the best checkpoint's weights.
@@ -72,7 +76,9 @@ def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: An
         run.log_artifact(checkpoint.best_model_path, names.CHECKPOINT_ARTIFACTS)
 
     plots = output_dir / "plots"
-    run.log_artifact(learning_curves(run.logger.history, plots / "learning_curves.png", title), names.PLOT_ARTIFACTS)
+    run.log_artifact(
+        learning_curves(run.logger.history, plots / "learning_curves.png", title), names.PLOT_ARTIFACTS
+    )
     test = task.splits["test"]
     batch = test[torch.arange(min(N_EXAMPLES, len(test)))]
     module.eval()
@@ -83,8 +89,14 @@ def add_run_artifacts(run: TrackedRun, trainer: L.Trainer, module: Any, task: An
     if mask is not None and predicted.dim() == 3:  # padded steps carry no truth
         predicted = predicted * mask.unsqueeze(-1)
     path = predictions_vs_truth(
-        batch["x"].numpy(), truth.numpy(), predicted.numpy(), str(task.kind), plots / "predictions.png", title,
-        mask=None if mask is None else mask.numpy(), threshold=getattr(task, "threshold", None),
+        batch["x"].numpy(),
+        truth.numpy(),
+        predicted.numpy(),
+        str(task.kind),
+        plots / "predictions.png",
+        title,
+        mask=None if mask is None else mask.numpy(),
+        threshold=getattr(task, "threshold", None),
     )
     run.log_artifact(path, names.PLOT_ARTIFACTS)
 

@@ -39,7 +39,9 @@ class WhereRunsAre(Callback):
         try:
             client, experiment_id = open_experiment(uri, config.tracking.experiment)
             runs = client.search_runs(
-                [experiment_id], filter_string=f"attributes.start_time >= {self.started_ms}", order_by=["start_time ASC"]
+                [experiment_id],
+                filter_string=f"attributes.start_time >= {self.started_ms}",
+                order_by=["start_time ASC"],
             )
         except Exception as exc:  # reporting must never turn a finished job into a failure
             print(f"seqlab: could not list the runs in {uri}: {exc}")
@@ -48,7 +50,9 @@ class WhereRunsAre(Callback):
         for run in runs:
             m = run.data.metrics
             losses = "  ".join(f"{k}={m[k]:.4g}" for k in (names.VAL_LOSS, names.TEST_LOSS) if k in m)
-            lines.append(f"  {run.info.run_name:<24} {run.info.status:<9} {losses}  (run id {run.info.run_id})")
+            lines.append(
+                f"  {run.info.run_name:<24} {run.info.status:<9} {losses}  (run id {run.info.run_id})"
+            )
         lines.append(f"Open them side by side with:\n  {ui_command(uri)}")
         sweeps = [r.info.run_id for r in runs if names.SWEEP_JOBS_TAG in r.data.tags]
         if sweeps:

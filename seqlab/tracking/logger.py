@@ -40,7 +40,9 @@ class MlflowMetricLogger(Logger):
     def __init__(self, client: MlflowClient, run_id: str, spool: Spool | None = None) -> None:
         super().__init__()
         self.client, self.run_id, self.spool = client, run_id, spool
-        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # (step, value) of every metric logged
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(
+            list
+        )  # (step, value) of every metric logged
         self.store_error: str | None = None  # the last failure while the store is not answering
         self._queue: queue.Queue[list[Metric]] = queue.Queue()
         self._unsent: list[list[Metric]] = []  # owned by the sender thread, oldest first
@@ -64,7 +66,9 @@ class MlflowMetricLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items() if key != "epoch"]
+        batch = [
+            Metric(key, float(value), now, step or 0) for key, value in metrics.items() if key != "epoch"
+        ]
         for metric in batch:
             self.history[metric.key].append((metric.step, metric.value))
         if batch:
@@ -101,7 +105,9 @@ class MlflowMetricLogger(Logger):
                 self.client.log_batch(self.run_id, metrics=[m for batch in self._unsent[:n] for m in batch])
             except Exception as exc:  # any store failure: keep the batch, try again later
                 if self.store_error is None:
-                    log.warning("seqlab: the tracking store did not take metrics (%s); keeping them and retrying", exc)
+                    log.warning(
+                        "seqlab: the tracking store did not take metrics (%s); keeping them and retrying", exc
+                    )
                 self.store_error = f"{type(exc).__name__}: {exc}"
                 if self.spool is not None:
                     self.spool.save_metrics(self._unsent)

@@ -24,7 +24,13 @@ from seqlab.tracking.logger import RETRY_EVERY_S, MlflowMetricLogger
 from seqlab.tracking.params import flatten, redact, redact_config
 from seqlab.tracking.provenance import run_tags
 from seqlab.tracking.spool import SPOOL_DIRNAME, Spool
-from seqlab.tracking.store import MAX_PARAMS_PER_BATCH, MAX_TAG_LENGTH, as_typed, open_experiment, tracking_uri
+from seqlab.tracking.store import (
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAG_LENGTH,
+    as_typed,
+    open_experiment,
+    tracking_uri,
+)
 from seqlab.tracking.sweep import settle_after_resume, sweep_job_tags
 
 log = logging.getLogger(__name__)
@@ -105,7 +111,9 @@ def tracked_run(
     client, experiment_id = open_experiment(uri, cfg.tracking.experiment)
     sweep_parent = None  # a resumed sweep job's parent run: settled once the job finishes
     if reopen_run_id is None:
-        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags() | sweep_job_tags() | (extra_tags or {}))
+        run = client.create_run(
+            experiment_id, run_name=run_name, tags=run_tags() | sweep_job_tags() | (extra_tags or {})
+        )
         run_id = run.info.run_id
     else:
         run_id = reopen_run_id
@@ -149,7 +157,15 @@ def tracked_run(
         if monitor is not None:
             monitor.finish()
         wait_s = float(cfg.tracking.get("outage_wait_s", 120.0))
-        finish_run(tracked, spool, uri, status, end_tags, wait_s if status != "KILLED" else min(wait_s, 10.0), failing)
+        finish_run(
+            tracked,
+            spool,
+            uri,
+            status,
+            end_tags,
+            wait_s if status != "KILLED" else min(wait_s, 10.0),
+            failing,
+        )
         if sweep_parent and status == "FINISHED":  # the last stopped job of a sweep may be done now
             settle_after_resume(client, sweep_parent)
 
@@ -196,7 +212,11 @@ def finish_run(
     if not logger.flush(wait_s=1.0):
         log.warning(
             "seqlab: the tracking store %s is not answering (%s); waiting up to %.0f s (tracking.outage_wait_s) "
-            "for it, the metrics meanwhile kept in %s", redact(uri), logger.store_error, wait_s, spool.directory,
+            "for it, the metrics meanwhile kept in %s",
+            redact(uri),
+            logger.store_error,
+            wait_s,
+            spool.directory,
         )
     artifacts = list(run.artifacts)
     try:
@@ -206,7 +226,9 @@ def finish_run(
             local_path, artifact_path = artifacts[0]
             _deliver(lambda: _send_artifact(client, run_id, local_path, artifact_path), deadline)
             artifacts.pop(0)
-        _deliver(lambda: tags and client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]), deadline)
+        _deliver(
+            lambda: tags and client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]), deadline
+        )
         _deliver(lambda: client.set_terminated(run_id, status), deadline)
         spool.remove_if_empty()
         return

@@ -59,13 +59,19 @@ class Spool:
 
     def save_run(self, status: str, tags: dict[str, str]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        (self.directory / "run.json").write_text(json.dumps({"run_id": self.run_id, "status": status, "tags": tags}))
+        (self.directory / "run.json").write_text(
+            json.dumps({"run_id": self.run_id, "status": status, "tags": tags})
+        )
 
     def is_empty(self) -> bool:
         return not self.directory.exists() or not any(self.directory.iterdir())
 
     def remove_if_empty(self) -> None:
-        if self.directory.exists() and not self.metrics_file.exists() and not (self.directory / "run.json").exists():
+        if (
+            self.directory.exists()
+            and not self.metrics_file.exists()
+            and not (self.directory / "run.json").exists()
+        ):
             if not self.artifacts_dir.exists() or not any(self.artifacts_dir.rglob("*")):
                 shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -80,7 +86,11 @@ def upload(directory: Path, client: MlflowClient) -> str:
     run_id = run["run_id"]
     metrics_file = directory / "metrics.jsonl"
     if metrics_file.exists():
-        metrics = [Metric(k, v, ts, step) for line in metrics_file.read_text().splitlines() for k, v, ts, step in json.loads(line)]
+        metrics = [
+            Metric(k, v, ts, step)
+            for line in metrics_file.read_text().splitlines()
+            for k, v, ts, step in json.loads(line)
+        ]
         for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
     artifacts = directory / "artifacts"
@@ -96,16 +106,23 @@ def upload(directory: Path, client: MlflowClient) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console script `seqlab-upload SPOOL_DIR... [--tracking-uri URI]`."""
     parser = argparse.ArgumentParser(
-        prog="seqlab-upload", description="Upload the metrics and artifacts a tracking server could not take at the time."
+        prog="seqlab-upload",
+        description="Upload the metrics and artifacts a tracking server could not take at the time.",
     )
-    parser.add_argument("spools", nargs="+", type=Path, help=f"{SPOOL_DIRNAME} folders (or folders containing them)")
+    parser.add_argument(
+        "spools", nargs="+", type=Path, help=f"{SPOOL_DIRNAME} folders (or folders containing them)"
+    )
     add_tracking_uri_option(parser)
     args = parser.parse_args(argv)
     uri = tracking_uri(args.tracking_uri)
     from seqlab.errors import TrackingError
     from seqlab.tracking.server import check_reachable
 
-    spools = [p for given in args.spools for p in ([given] if (given / "run.json").exists() else sorted(given.rglob(f"{SPOOL_DIRNAME}")))]
+    spools = [
+        p
+        for given in args.spools
+        for p in ([given] if (given / "run.json").exists() else sorted(given.rglob(f"{SPOOL_DIRNAME}")))
+    ]
     if not spools:
         parser.error(f"no spool (a folder with run.json) under {', '.join(map(str, args.spools))}")
     try:

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_STORE = Path("outputs") / "mlflow.db"  # under the cwd: where `mlflow ui` started there looks too
-TRACKING_URI_HELP = f"the MLflow store (default: ${TRACKING_URI_ENV}, else sqlite:///{DEFAULT_STORE} under the cwd)"
+TRACKING_URI_HELP = (
+    f"the MLflow store (default: ${TRACKING_URI_ENV}, else sqlite:///{DEFAULT_STORE} under the cwd)"
+)
 
 # MLflow's limits for one log_batch request, and for one value.
 MAX_METRICS_PER_BATCH = 1000

@@ -128,7 +128,10 @@ def end_sweep(config: DictConfig, parent_run_id: str) -> str:
     status = "KILLED" if killed else "FAILED" if failed else "FINISHED"
     if failed:
         client.set_tag(parent_run_id, names.FAILED_JOBS_TAG, "\n".join(failed)[:5000])
-        print(f"seqlab: the sweep's parent run {parent_run_id} is {status}; jobs that did not finish:\n  " + "\n  ".join(failed))
+        print(
+            f"seqlab: the sweep's parent run {parent_run_id} is {status}; jobs that did not finish:\n  "
+            + "\n  ".join(failed)
+        )
     client.set_terminated(parent_run_id, status)
     return status
 
