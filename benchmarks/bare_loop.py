@@ -110,8 +110,9 @@ class BareLoop:
         self.train_batches.set_epoch(len(self.seconds))
         net.train()
         steps = 0
-        for steps, index in enumerate(limited(self.train_batches, self.train_limit), start=1):
+        for index in limited(self.train_batches, self.train_limit):
             train_step(net, loss, self.optimizer, to_device(self.train_split[index], device), self.clip)
+            steps += 1
         self.steps = steps
         validation_started = time.perf_counter()
         net.eval()

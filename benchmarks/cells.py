@@ -1,4 +1,5 @@
-"""Cell throughput: training steps per second of the tanh RNN, the GRU and the LSTM at equal parameter budgets.
+"""Cell throughput: training steps per second of the tanh RNN, the GRU and the LSTM at equal parameter
+budgets.
 
 "Which cell?" is also "which cell for my compute": at the same parameter budget the cells get different
 widths (model.param_budget), and their kernels differ in cost. Each cell here takes real training steps
@@ -88,31 +89,35 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     else:
         where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
     print(
-        f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of {steps} "
+        f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of "
+        f"{steps} "
         f"steps per workload taking turns, median step, on {where}"
     )
     for _ in range(rounds):  # taking turns: a slow moment of the machine hits every workload
-        for (budget, cell, fused), steps_of in runs.items():
+        for (_, _, fused), steps_of in runs.items():
             with torch.backends.mkldnn.flags(enabled=fused):
                 steps_of.take(steps)
     at_reported: dict[str, float] = {}
-    for (budget, cell, fused), steps_of in runs.items():
+    for (budget, _, fused), steps_of in runs.items():
         seconds = statistics.median(steps_of.seconds)
         if not fused:
             print(
-                f"  {budget:>7,} budget  lstm without oneDNN (torch.backends.mkldnn off): {seconds * 1000:8.2f} ms a step"
+                f"  {budget:>7,} budget  lstm without oneDNN (torch.backends.mkldnn off): "
+                f"{seconds * 1000:8.2f} ms a step"
             )
             continue
         if budget == REPORTED_BUDGET:
             at_reported[steps_of.cell] = seconds
         parameters = sum(p.numel() for p in steps_of.net.parameters())
         print(
-            f"  {budget:>7,} budget  {steps_of.cell:4s} {steps_of.net.hidden_size:4d} units, {parameters:>7,} parameters: "
+            f"  {budget:>7,} budget  {steps_of.cell:4s} {steps_of.net.hidden_size:4d} units, "
+            f"{parameters:>7,} parameters: "
             f"{seconds * 1000:8.2f} ms a step, {steps_of.batch_size / seconds:9.0f} sequences/s"
         )
     slowest, fastest = max(at_reported, key=at_reported.get), min(at_reported, key=at_reported.get)
     print(
-        f"  at {REPORTED_BUDGET:,} parameters the {slowest} step takes {at_reported[slowest] / at_reported[fastest]:.2f}x "
+        f"  at {REPORTED_BUDGET:,} parameters the {slowest} step takes "
+        f"{at_reported[slowest] / at_reported[fastest]:.2f}x "
         f"the {fastest} step"
     )
     return report("cells", at_reported[slowest] / at_reported[fastest])

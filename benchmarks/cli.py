@@ -1,4 +1,5 @@
-"""`python -m benchmarks <name> [--quick] [--accelerator cpu|gpu]`: run one benchmark (or all) and print its ratio."""
+"""`python -m benchmarks <name> [--quick] [--accelerator cpu|gpu]`: run one benchmark (or all) and print
+its ratio."""
 
 import argparse
 import importlib
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore")
     from seqlab.train import quiet_library_notices
 
-    quiet_library_notices()  # a report of figures: Lightning's and MLflow's notices of each run would bury them
+    # a report of figures: Lightning's and MLflow's notices of each run would bury them
+    quiet_library_notices()
     try:
         _check_accelerator(args.name, args.accelerator)
         if args.name == "all":

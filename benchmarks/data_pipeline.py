@@ -75,16 +75,20 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     window_bytes = split.window * split.inputs.shape[1] * split.inputs.element_size()
     copies_mb = len(split) * window_bytes / 2**20
     print(
-        f"data: ETTm1 (M: 7 columns), window {split.window}, horizon {split.horizon}, batch {task.batch_size}, "
+        f"data: ETTm1 (M: 7 columns), window {split.window}, horizon {split.horizon}, batch "
+        f"{task.batch_size}, "
         f"{len(split)} training windows, {n} batches an epoch, median of {rounds} epochs each"
     )
     print(
-        f"  seqlab (index arithmetic, one gather per batch): {seqlab_rate:9.0f} batches/s  {[round(r) for r in rates['seqlab']]}"
+        f"  seqlab (index arithmetic, one gather per batch): {seqlab_rate:9.0f} batches/s  "
+        f"{[round(r) for r in rates['seqlab']]}"
     )
     print(
-        f"  per-sample Dataset.__getitem__ + DataLoader:     {baseline_rate:9.0f} batches/s  {[round(r) for r in rates['baseline']]}"
+        f"  per-sample Dataset.__getitem__ + DataLoader:     {baseline_rate:9.0f} batches/s  "
+        f"{[round(r) for r in rates['baseline']]}"
     )
     print(
-        f"  memory: the series the windows view {series_mb:.1f} MiB; materialized input windows would take {copies_mb:.1f} MiB"
+        f"  memory: the series the windows view {series_mb:.1f} MiB; materialized input windows would take "
+        f"{copies_mb:.1f} MiB"
     )
     return report("data", seqlab_rate / baseline_rate)

@@ -155,5 +155,8 @@ def verdict(interval: tuple[float, float] | None) -> str:
     elif low > 1 + TARGET:
         says = f"over {TARGET:.0%}"
     else:
-        says = f"not resolved: the interval holds {1 + TARGET:.2f} (this machine's noise is larger than what is measured)"
+        says = (
+            f"not resolved: the interval holds {1 + TARGET:.2f} "
+            "(this machine's noise is larger than what is measured)"
+        )
     return f"95% interval {low:.3f}-{high:.3f}: {says}"

@@ -9,8 +9,8 @@ run measures four workloads, each trained by both sides:
 - the chung2014_jsb preset's LSTM (20k parameters, ~4 ms steps, 15 steps an epoch);
 - the bai2018_jsb preset's LSTM (300k parameters, ~20-25 ms steps): the reported ratio, a model of the size
   the papers seqlab reproduces train;
-- the bai2018_nottingham preset's LSTM (1M parameters, ~50 ms steps, the largest preset): where the fixed cost should
-  fade, measured rather than extrapolated (3 epochs a trial: its epochs take seconds).
+- the bai2018_nottingham preset's LSTM (1M parameters, ~50 ms steps, the largest preset): where the fixed
+  cost should fade, measured rather than extrapolated (3 epochs a trial: its epochs take seconds).
 
 seqlab's run takes turns with a bare loop epoch by epoch in one process (`benchmarks.lockstep`), and so
 does Lightning alone, so that each seqlab epoch has a bare epoch run a moment before or after it; the
@@ -92,7 +92,9 @@ def checkpoint_waits(checkpoint: Path, repeats: int = 20) -> tuple[list[float], 
     seqlab's background writer (the default) and writing it itself (Lightning's default CheckpointIO)."""
     state = torch.load(checkpoint, weights_only=True)
     waits: tuple[list[float], list[float]] = ([], [])
-    for plugin, times in zip((BackgroundCheckpointIO(TorchCheckpointIO()), TorchCheckpointIO()), waits):
+    for plugin, times in zip(
+        (BackgroundCheckpointIO(TorchCheckpointIO()), TorchCheckpointIO()), waits, strict=True
+    ):
         for i in range(repeats):
             started = time.perf_counter()
             plugin.save_checkpoint(state, checkpoint.with_name(f"timed-{i % 2}.ckpt"))
@@ -130,8 +132,8 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
             cfg = bench_config(Path(tmp), overrides)
             this_trial: list[float] = []
             for side in sides if trial % 2 == 0 else sides[::-1]:
-                # the bare loop is built first: train_with() and lightning_alone() seed again as they build, so
-                # both start from the weights they would start from alone
+                # the bare loop is built first: train_with() and lightning_alone() seed again as they
+                # build, so both start from the weights they would start from alone
                 bare = BareLoop(cfg, checkpoint_dir=Path(tmp) / f"bare-{side}")
                 lockstep = Lockstep(bare, bare_first=trial % 2 == 1)
                 if side == "seqlab":
@@ -149,11 +151,15 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
                 steps = bare.steps
                 side_pairs = [
                     (seconds, total - saving, total)
-                    for seconds, total, saving in zip(lockstep.seconds, bare.seconds, bare.saving)
+                    for seconds, total, saving in zip(
+                        lockstep.seconds, bare.seconds, bare.saving, strict=True
+                    )
                 ][1:]
                 pairs[side] += side_pairs
                 if side == "alone":  # paired as side_pairs are, the first epoch left out
-                    alone_validation += [v - b for v, b in zip(lockstep.validating[1:], bare.validating[1:])]
+                    alone_validation += [
+                        v - b for v, b in zip(lockstep.validating[1:], bare.validating[1:], strict=True)
+                    ]
                 if side == "seqlab":
                     this_trial = [seconds / bare_s for seconds, bare_s, _ in side_pairs]
             trial_ratios.append(statistics.median(this_trial))
@@ -171,15 +177,16 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     )
     print(
         f"  seqlab (Lightning + MLflow/SQLite): median {seqlab_s:.3f} s/epoch  "
-        f"{['%.3f' % s for s, _, _ in pairs['seqlab']]}"
+        f"{[f'{s:.3f}' for s, _, _ in pairs['seqlab']]}"
     )
     print(
         f"  bare PyTorch loop beside it, its saves not counted: median {bare_s:.3f} s/epoch  "
-        f"{['%.3f' % b for _, b, _ in pairs['seqlab']]}"
+        f"{[f'{b:.3f}' for _, b, _ in pairs['seqlab']]}"
     )
     print(f"  ratio (median of the pairs' ratios) {ratio:.3f}; {verdict(interval)}")
     print(
-        f"  difference (median of the pairs') {extra_s:+.3f} s/epoch (Lightning's parity test allows 0.05 s), "
+        f"  difference (median of the pairs') {extra_s:+.3f} s/epoch (Lightning's parity test allows 0.05 "
+        "s), "
         f"{extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such as "
         f"checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
         f"{max(extra_ms, 0) / TARGET:.0f} ms per step"
@@ -191,12 +198,13 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     print(
         f"  Lightning alone's difference per epoch, split (medians of the pairs', 95% interval): in "
         f"validation {spread_ms(alone_validation)}; in the {steps} training steps and the epoch's edges "
-        f"{spread_ms([s - b - v for (s, b, _), v in zip(pairs['alone'], alone_validation)])}"
+        f"{spread_ms([s - b - v for (s, b, _), v in zip(pairs['alone'], alone_validation, strict=True)])}"
     )
     if breakdown:
         barebones, barebones_interval = median_interval([s / b for s, b, _ in pairs["barebones"]])
         print(
-            f"  Lightning in its barebones mode (Trainer(barebones=True): the least its loop costs) against its own "
+            "  Lightning in its barebones mode (Trainer(barebones=True): the least its loop costs) against "
+            "its own "
             f"bare loop: ratio {barebones:.3f} ({verdict(barebones_interval)})"
         )
         without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
@@ -218,7 +226,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
             )
         )
     print(
-        f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}; a spread of "
+        f"  each trial's own ratio (its medians): {' '.join(f'{r:.3f}' for r in trial_ratios)}; a spread of "
         f"{max(trial_ratios) - min(trial_ratios):.3f} between trials of the same code is this machine's noise"
     )
     print(
@@ -229,7 +237,8 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     print(
         f"  saving a checkpoint ({checkpoint_mb:.1f} MB; best and last in an improving epoch): the training "
         f"thread waits {statistics.median(background_waits) * 1000:.1f} ms with seqlab's background writer, "
-        f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of {len(background_waits)} saves)"
+        f"{statistics.median(synchronous_waits) * 1000:.1f} ms writing it itself (medians of "
+        f"{len(background_waits)} saves)"
     )
     return ratio, like
 

@@ -1,4 +1,5 @@
-"""Start-up: from `seqlab` invocation to the first training step, and `seqlab --help`, against `import torch`."""
+"""Start-up: from `seqlab` invocation to the first training step, and `seqlab --help`, against
+`import torch`."""
 
 import json
 import shutil

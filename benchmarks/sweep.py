@@ -55,7 +55,8 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
         )
     n = 2 if quick else 6
     print(
-        f"sweep: {n} jobs ({' '.join(jobs)}, task=adding, {epochs} epochs each, trainer.accelerator={accelerator})"
+        f"sweep: {n} jobs ({' '.join(jobs)}, task=adding, {epochs} epochs each, "
+        f"trainer.accelerator={accelerator})"
     )
     print(f"  basic launcher:            {basic:6.1f} s  {n * 60 / basic:5.1f} jobs/min")
     print(f"  joblib launcher, n_jobs=2: {joblib:6.1f} s  {n * 60 / joblib:5.1f} jobs/min")

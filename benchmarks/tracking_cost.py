@@ -1,4 +1,5 @@
-"""Logging cost: epoch time of a run logging to a real `mlflow server` on loopback versus no tracking at all."""
+"""Logging cost: epoch time of a run logging to a real `mlflow server` on loopback versus no tracking
+at all."""
 
 import os
 import socket
@@ -148,24 +149,29 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
                     else:
                         untracked(cfg, lockstep)
                     seconds[side] += lockstep.seconds[1:]  # without the warm-up epoch (the server's too)
-                    this_trial[side] = [s / b for s, b in zip(lockstep.seconds[1:], bare.seconds[1:])]
+                    this_trial[side] = [
+                        s / b for s, b in zip(lockstep.seconds[1:], bare.seconds[1:], strict=True)
+                    ]
                     over_bare[side] += this_trial[side]
-                estimates += [s / n for s, n in zip(this_trial["server"], this_trial["none"])]
+                estimates += [s / n for s, n in zip(this_trial["server"], this_trial["none"], strict=True)]
                 trial_ratios.append(
                     statistics.median(this_trial["server"]) / statistics.median(this_trial["none"])
                 )
     ratio, interval = median_interval(estimates)
     print(
-        f"logging: {' '.join(overrides)} ({len(estimates)} epochs a side, first epochs left out, each paired with "
+        f"logging: {' '.join(overrides)} ({len(estimates)} epochs a side, first epochs left out, each paired "
+        "with "
         f"a bare PyTorch epoch run beside it)"
     )
     for side, label in (("server", "MLflow server on loopback:"), ("none", "no tracking:")):
         print(
-            f"  {label:<27} median {statistics.median(seconds[side]):.3f} s/epoch, {statistics.median(over_bare[side]):.3f} "
-            f"x the bare epoch beside it  {['%.3f' % s for s in seconds[side]]}"
+            f"  {label:<27} median {statistics.median(seconds[side]):.3f} s/epoch, "
+            f"{statistics.median(over_bare[side]):.3f} "
+            f"x the bare epoch beside it  {[f'{s:.3f}' for s in seconds[side]]}"
         )
     print(
-        f"  ratio (median of the epochs' server / none, each over its bare epoch) {ratio:.3f}; {verdict(interval)}"
+        f"  ratio (median of the epochs' server / none, each over its bare epoch) {ratio:.3f}; "
+        f"{verdict(interval)}"
     )
-    print(f"  each trial's own ratio (its medians): {' '.join('%.3f' % r for r in trial_ratios)}")
+    print(f"  each trial's own ratio (its medians): {' '.join(f'{r:.3f}' for r in trial_ratios)}")
     return report("logging", ratio)

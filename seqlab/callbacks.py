@@ -39,7 +39,8 @@ class DivergenceGuard(L.Callback):
         self._check()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._check()  # without validation: still before the epoch's checkpoints (monitoring callbacks run last)
+        # without validation: still before the epoch's checkpoints (monitoring callbacks run last)
+        self._check()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check()  # a fit that stopped mid-epoch (max_steps, a stop request): its last step too
@@ -53,7 +54,8 @@ class DivergenceGuard(L.Callback):
         if not math.isfinite(value):
             raise DivergedError(
                 f"The run diverged: {names.TRAIN_LOSS} became {value} at epoch {epoch}, step {step}. Lower "
-                "optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or add a norm (norm=layer); the run is "
+                "optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or add a norm (norm=layer); the run "
+                "is "
                 "marked FAILED."
             )
 
@@ -100,15 +102,16 @@ class WeightNoise(L.Callback):
         if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
             raise ConfigError(
                 f"Invalid callbacks.weight_noise.std={std!r}: it must be a finite number >= 0, the standard "
-                "deviation of the noise added to every weight per training step (0 turns it off; Chung et al. "
+                "deviation of the noise added to every weight per training step (0 turns it off; Chung et "
+                "al. "
                 "2014 used 0.075)."
             )
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
     ) -> None:
-        # After BatchReseed (train.py puts it first): the noise, like dropout, is fixed by (seed, epoch, batch),
-        # so a resumed run draws the same noise as one that never stopped.
+        # After BatchReseed (train.py puts it first): the noise, like dropout, is fixed by (seed, epoch,
+        # batch), so a resumed run draws the same noise as one that never stopped.
         if not self.std:
             return
         with torch.no_grad():

@@ -64,7 +64,8 @@ class PublishedConfig:
 
 @dataclass
 class SeqlabConfig:
-    """The top level; sections typed `Any` are `_target_` sections checked against their target's signature."""
+    """The top level; sections typed `Any` are `_target_` sections checked against their target's
+    signature."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -106,7 +107,8 @@ def check_batch_limits(trainer: DictConfig, batches: dict[str, int], batch_size:
         if isinstance(limit, float) and 0 < limit < 1 and int(count * limit) == 0:
             raise ConfigError(
                 f"Invalid trainer.limit_{split}_batches={limit}: it keeps no batch of the {count} {split} "
-                f"batches (task.batch_size={batch_size}). Use a fraction of at least {1 / count:.3g}, or a whole "
+                f"batches (task.batch_size={batch_size}). Use a fraction of at least {1 / count:.3g}, or a "
+                "whole "
                 f"number of batches such as trainer.limit_{split}_batches=1."
             )
 
@@ -125,7 +127,7 @@ def _unknown_key(path: str, key: str, allowed: set[str]) -> ConfigError:
 def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
     """Keys added with `+key=...` on top of a typed section are typos too."""
     allowed = {f.name for f in fields(schema)}
-    for key in node.keys():
+    for key in node:
         if key not in allowed:
             raise _unknown_key(path, str(key), allowed)
         sub = next(f for f in fields(schema) if f.name == key).type
@@ -154,7 +156,7 @@ def _check_target_section(
     params = inspect.signature(target).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         allowed = ({p for p in params if p not in {"self", "args", "kwargs"}} | set(extra)) - set(supplied)
-        for key in node.keys():
+        for key in node:
             if key not in _INSTANTIATE_KEYS and key not in allowed:
                 raise _unknown_key(path, str(key), allowed)
     check = getattr(target, "check", None)
@@ -207,7 +209,8 @@ def validate(cfg: DictConfig) -> None:
         # else Lightning refuses it only inside fit, after the MLflow run exists
         raise ConfigError(
             f"trainer.enable_checkpointing=false, but {' and '.join(checkpoint_callbacks)} "
-            f"{'save' if len(checkpoint_callbacks) > 1 else 'saves'} checkpoints, which Lightning does not allow "
+            f"{'save' if len(checkpoint_callbacks) > 1 else 'saves'} checkpoints, which Lightning does not "
+            "allow "
             f"together. To save none, switch {'them' if len(checkpoint_callbacks) > 1 else 'it'} off too "
             f"({' '.join(c + '=null' for c in checkpoint_callbacks)}); to keep them, leave "
             "trainer.enable_checkpointing at null, the default (on while a checkpoint callback is)."
@@ -215,7 +218,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.trainer.get("barebones"):  # else Lightning refuses it inside fit, after the MLflow run exists
         raise ConfigError(
             "trainer.barebones=true switches off what a seqlab run is made of: its logger (the MLflow run), "
-            "self.log (every metric) and its checkpoints (what a resume starts from), and Lightning refuses it "
+            "self.log (every metric) and its checkpoints (what a resume starts from), and Lightning refuses "
+            "it "
             "together with them. Allowed: false, the default."
         )
 
@@ -241,13 +245,16 @@ def validate(cfg: DictConfig) -> None:
         )
         multiples = [d for d in range(1, width + 1) if width % d == 0]
         raise ConfigError(
-            f"{norm_label} ({options}) needs a recurrent output width that is a multiple of {multiple}, but it is "
-            f"{width} (model.hidden_size={shape.hidden_size} x {directions}). Choose options whose multiple divides "
+            f"{norm_label} ({options}) needs a recurrent output width that is a multiple of {multiple}, but "
+            "it is "
+            f"{width} (model.hidden_size={shape.hidden_size} x {directions}). Choose options whose multiple "
+            "divides "
             f"{width} ({', '.join(map(str, multiples))}), or another model.hidden_size."
         )
     if shape.readout == "attention" and width % shape.attention_heads and not budgeted:
         raise ConfigError(
-            f"model.attention_heads={shape.attention_heads} does not divide the recurrent output width {width} "
+            f"model.attention_heads={shape.attention_heads} does not divide the recurrent output width "
+            f"{width} "
             f"(model.hidden_size={shape.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
         )
 
@@ -282,8 +289,10 @@ def validate(cfg: DictConfig) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError(
-                f"trainer.accelerator={cfg.trainer.accelerator} asks for a CUDA GPU, but torch {torch.__version__} "
-                "sees none here (torch.cuda.is_available() is False); use trainer.accelerator=cpu (the default, "
+                f"trainer.accelerator={cfg.trainer.accelerator} asks for a CUDA GPU, but torch "
+                f"{torch.__version__} "
+                "sees none here (torch.cuda.is_available() is False); use trainer.accelerator=cpu (the "
+                "default, "
                 "exactly reproducible) or auto (a GPU where there is one, else the CPU)."
             )
     if cfg.published is not None:

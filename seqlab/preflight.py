@@ -58,7 +58,7 @@ def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None
             parent, _, leaf = key.rpartition(".")
             node = OmegaConf.select(base, parent) if parent else base
             if isinstance(node, DictConfig):
-                return _unknown_key(parent or "<root>", leaf, {str(k) for k in node.keys()})
+                return _unknown_key(parent or "<root>", leaf, {str(k) for k in node})
             return ConfigError(f"Unknown config key '{key}': '{parent}' is not a config section.")
     return None
 
@@ -106,7 +106,8 @@ def _preset_sweep(job: list[str]) -> list[str]:
 
 
 def searchpath_overrides(argv: list[str]) -> list[str]:
-    """`hydra.searchpath=[...]` on the command line: the user's config folders, which every job composes with."""
+    """`hydra.searchpath=[...]` on the command line: the user's config folders, which every job composes
+    with."""
     return [a for a in argv if a.lstrip("+").startswith("hydra.searchpath=")]
 
 

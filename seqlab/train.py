@@ -159,7 +159,8 @@ def higher_is_better(module) -> str:
 
 
 def configured_callbacks(cfg: DictConfig) -> list:
-    """The callbacks of cfg.callbacks, instantiated; `callbacks.<name>=null` (or `~callbacks.<name>`) switches one off.
+    """The callbacks of cfg.callbacks, instantiated; `callbacks.<name>=null` (or `~callbacks.<name>`)
+    switches one off.
 
     One that would do nothing in this run (`active` False: weight_noise at std 0) is left out too: Lightning
     calls six hooks of every callback each training step, whether the callback defines them or not.
@@ -179,7 +180,8 @@ def checkpointing(cfg: DictConfig, callbacks: list) -> bool:
 
 
 def _set_torch_threads(cfg: DictConfig) -> None:
-    """torch_threads, else the share of cores a parallel sweep gave this job (two jobs must not fight over them)."""
+    """torch_threads, else the share of cores a parallel sweep gave this job (two jobs must not fight over
+    them)."""
     import torch
 
     from seqlab.tracking.sweep import TORCH_THREADS_ENV
@@ -195,8 +197,8 @@ def _set_torch_numerics(cfg: DictConfig) -> None:
 
     Without PyTorch's NaN fill of fresh tensors, which deterministic mode turns on by default: the fill
     only matters to an op that reads memory it never wrote (a bug), and it costs time on every
-    allocation (docs/performance.md); PyTorch's docs call a valid program deterministic without it. tests/test_reproducibility.py checks that reruns still match
-    exactly.
+    allocation (docs/performance.md); PyTorch's docs call a valid program deterministic without it.
+    tests/test_reproducibility.py checks that reruns still match exactly.
     """
     import torch
     import torch.utils.deterministic

@@ -160,8 +160,11 @@ def test_the_bare_loop_saves_last_and_best_each_epoch_when_asked(make_cfg, tmp_p
     assert last["epoch"] == 2 and 0 <= best["epoch"] <= 2 and last["optimizer"]["state"]
     # the saves and the validation are timed apart, as parts of each epoch
     assert len(run.saving) == len(run.validating) == len(run.seconds) == 3
-    assert all(0 < saving < total for saving, total in zip(run.saving, run.seconds))
-    assert all(0 < v < total - saving for v, saving, total in zip(run.validating, run.saving, run.seconds))
+    assert all(0 < saving < total for saving, total in zip(run.saving, run.seconds, strict=True))
+    assert all(
+        0 < v < total - saving
+        for v, saving, total in zip(run.validating, run.saving, run.seconds, strict=True)
+    )
     (tmp_path / "bare" / "last.pt").unlink()
     run = train_bare(cfg)  # without a folder it saves nothing
     assert run.saving == [0.0] * 3 and not (tmp_path / "bare" / "last.pt").exists()
@@ -247,8 +250,8 @@ def test_the_data_benchmark_refuses_a_gpu_naming_those_that_take_one(monkeypatch
     monkeypatch.setattr(cli.importlib, "import_module", lambda *a: pytest.fail("ran a benchmark"))
     with pytest.raises(
         SystemExit,
-        match="python -m benchmarks data: --accelerator gpu: the data benchmark times work done "
-        "on the CPU .* overhead, logging, sweep, startup, cells",
+        match=r"python -m benchmarks data: --accelerator gpu: the data benchmark times work done "
+        r"on the CPU .* overhead, logging, sweep, startup, cells",
     ):
         cli.main(["data", "--accelerator", "gpu"])
 
@@ -269,7 +272,7 @@ def test_the_bare_loop_trains_where_lightning_would(make_cfg, monkeypatch):
     assert device("auto", True) == torch.device("cuda", 0)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert device("auto", False) == torch.device("cpu")
-    with pytest.raises(ConfigError, match="trainer.accelerator=tpu would train elsewhere"):
+    with pytest.raises(ConfigError, match=r"trainer.accelerator=tpu would train elsewhere"):
         device("tpu", False)
 
     batch = {"x": torch.ones(2, 3), "y": torch.zeros(2)}
@@ -359,7 +362,7 @@ def test_lockstep_runs_a_bare_epoch_beside_each_epoch_and_keeps_it_off_the_run_c
     assert all(0.08 <= seconds < 0.4 for seconds in lockstep.seconds), lockstep.seconds
     # each epoch's validation, timed apart as a part of it
     assert len(lockstep.validating) == 3
-    assert all(0.03 <= v < s - 0.05 for v, s in zip(lockstep.validating, lockstep.seconds)), (
+    assert all(0.03 <= v < s - 0.05 for v, s in zip(lockstep.validating, lockstep.seconds, strict=True)), (
         lockstep.validating
     )
 

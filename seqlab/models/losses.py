@@ -34,7 +34,8 @@ class Loss(nn.Module):
         return nn.Identity()
 
     def logits(self, out: torch.Tensor) -> torch.Tensor:
-        """The network's output as scores a likelihood metric reads (logits where the output is a probability)."""
+        """The network's output as scores a likelihood metric reads (logits where the output is a
+        probability)."""
         return out
 
     def align(
@@ -119,7 +120,8 @@ class BCEWithLogits(Loss):
 
 
 class HingeEmbedding(Loss):
-    """On the distance between a pair's two encodings: small for same-class pairs, above `margin` otherwise."""
+    """On the distance between a pair's two encodings: small for same-class pairs, above `margin`
+    otherwise."""
 
     kinds = frozenset({TaskKind.SIMILARITY})
 

@@ -47,7 +47,8 @@ class NetworkOptions:
         return self.hidden_size * (2 if self.bidirectional else 1)
 
     def check(self) -> None:
-        """Refuse values the network cannot be built with, naming the model.* key (config.validate calls it)."""
+        """Refuse values the network cannot be built with, naming the model.* key (config.validate calls
+        it)."""
         at_least("model.hidden_size", self.hidden_size, 1, " (e.g. model.hidden_size=64)")
         at_least("model.num_layers", self.num_layers, 1)
         probability("model.dropout", self.dropout)

@@ -140,7 +140,10 @@ class Comparison:
                 f"{best} is best on {self.metric}; too few seeds to test it against {second} (need >= 2 each)"
             )
         if self.p_value < SIGNIFICANCE:
-            return f"{best} is best on {self.metric}, significantly better than {second} (Welch's t-test p={self.p_value:.3g} < {SIGNIFICANCE})"
+            return (
+                f"{best} is best on {self.metric}, significantly better than {second} "
+                f"(Welch's t-test p={self.p_value:.3g} < {SIGNIFICANCE})"
+            )
         return (
             f"{best} is best on {self.metric}, but its difference to {second} is within noise "
             f"(Welch's t-test p={self.p_value:.3g} >= {SIGNIFICANCE}): run more seeds before choosing"
@@ -291,7 +294,7 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
                 "n/a" if row.published is None else f"{row.published:.4g}",
                 row.against_published(comparison.metric) or "n/a",
             ]
-        body.append(line + [row.n_params, _fmt(row.fit_s)])
+        body.append([*line, row.n_params, _fmt(row.fit_s)])
     return header, body
 
 
@@ -315,8 +318,8 @@ def to_csv(comparison: Comparison) -> str:
 
 def to_text(comparison: Comparison) -> str:
     header, body = table(comparison)
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *body)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in [header, *body]]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *body, strict=True)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in [header, *body]]
     return "\n".join(lines) + f"\n\n{_notes(comparison)}"
 
 
@@ -412,13 +415,15 @@ def main(argv: list[str] | None = None) -> None:
         available = sorted({k for r in runs for k in r.data.metrics if k.startswith(f"{names.TEST}/")})
         parser.exit(
             1,
-            f"seqlab-compare: no run has the metric {args.metric!r}; test metrics logged: {', '.join(available)}\n",
+            f"seqlab-compare: no run has the metric {args.metric!r}; test metrics logged: "
+            f"{', '.join(available)}\n",
         )
     comparison = compare(runs, args.metric)
     print(to_text(comparison))
     if args.parent_run_id:
         log_to_parent(comparison, client, args.parent_run_id)
         print(
-            f"\nLogged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, .csv, .png"
+            f"\nLogged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, "
+            ".csv, .png"
         )
     sys.stdout.flush()

@@ -49,8 +49,8 @@ def piece_nlls(
     batches: Iterable[dict[str, torch.Tensor]],
     logits: Callable[[torch.Tensor], torch.Tensor],
 ) -> PieceNLLs:
-    """The NLLs of every piece in padded, masked batches (the task's test loader: the batches seqlab tests on);
-    `logits` turns the network's output into logits (Loss.logits), as the run's own test/nll read it."""
+    """The NLLs of every piece in padded, masked batches (the task's test loader: the batches seqlab tests
+    on); `logits` turns the network's output into logits (Loss.logits), as the run's own test/nll read it."""
     from seqlab.tasks.music import bernoulli_nll
 
     totals, counts, firsts = [], [], []
@@ -73,7 +73,8 @@ def best_checkpoint(client: MlflowClient, run_id: str, folder: Path) -> Path:
     ]
     if not logged:
         raise TrackingError(
-            f"Run '{run_id}' has no checkpoint under its '{names.CHECKPOINT_ARTIFACTS}' artifacts: only a run "
+            f"Run '{run_id}' has no checkpoint under its '{names.CHECKPOINT_ARTIFACTS}' artifacts: only a "
+            "run "
             "that finished training (seqlab logs its best checkpoint then) can be re-evaluated."
         )
     return Path(client.download_artifacts(run_id, logged[0], str(folder)))
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     if not run_ids:
         parser.error("give RUN_IDs, or --sweep PARENT_RUN_ID (a sweep with finished jobs)")
     print(
-        f"{'run':<28} {'logged test/nll':>15} {'per step':>9} {'per piece':>9} {'no 1st step':>11} {'pieces':>6}"
+        f"{'run':<28} {'logged test/nll':>15} {'per step':>9} {'per piece':>9} {'no 1st step':>11} "
+        f"{'pieces':>6}"
     )
     by_cell: dict[tuple[str, str], list[PieceNLLs]] = {}
     try:

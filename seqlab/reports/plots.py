@@ -28,14 +28,14 @@ def learning_curves(history: dict[str, list[tuple[int, float]]], path: Path, tit
     others = sorted(k for k in history if k.startswith(f"{names.VAL}/") and k != names.VAL_LOSS)
     fig, axes = plt.subplots(1, 1 + bool(others), figsize=(5 + 5 * bool(others), 3.6), squeeze=False)
     for key in losses:
-        steps, values = zip(*history[key])
+        steps, values = zip(*history[key], strict=True)
         axes[0, 0].plot(steps, values, marker="o", ms=3, label=key)
     axes[0, 0].set(xlabel="step", ylabel="loss", title=title)
     if losses and min(v for k in losses for _, v in history[k]) > 0:
         axes[0, 0].set_yscale("log")
     axes[0, 0].legend(loc=LEGEND_AT)
     for key in others:
-        steps, values = zip(*history[key])
+        steps, values = zip(*history[key], strict=True)
         axes[0, 1].plot(steps, values, marker="o", ms=3, label=key)
     if others:
         axes[0, 1].set(xlabel="step", title="validation metrics")

@@ -99,7 +99,7 @@ def _apply_value(cfg: DictConfig, override: Override) -> None:
     if not adding and OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if isinstance(node, DictConfig):
-            raise _unknown_key(parent or "<root>", leaf, {str(k) for k in node.keys()})
+            raise _unknown_key(parent or "<root>", leaf, {str(k) for k in node})
         raise ConfigError(f"Unknown config key '{key}': '{parent}' is not a config section of the run.")
     try:
         if adding:
@@ -127,7 +127,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
     if cfg.model.get("param_budget") is not None and "model.hidden_size" in keys:
         raise ConfigError(
             f"The run chose its hidden size with model.param_budget={cfg.model.param_budget}, so "
-            "model.hidden_size cannot be set alone; add model.param_budget=null to set the hidden size yourself."
+            "model.hidden_size cannot be set alone; add model.param_budget=null to set the hidden size "
+            "yourself."
         )
     for override in parsed:
         if override.is_sweep_override():
@@ -144,7 +145,8 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> None:
 
 
 def rerun_config(client, run_id: str, overrides: list[str], uri: str, output_dir: Path) -> DictConfig:
-    """The run's logged config, its paths moved to `output_dir`, this store, the overrides on top; validated."""
+    """The run's logged config, its paths moved to `output_dir`, this store, the overrides on top;
+    validated."""
     from seqlab.reproduce.run_config import as_seqlab_config, logged_config
 
     plain = relink_interpolations(logged_config(client, run_id))
@@ -221,7 +223,9 @@ def report(client, original, new) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="seqlab-rerun",
-        description="Train a logged seqlab run again from the config it logged, as a new run tagged rerun_of.",
+        description=(
+            "Train a logged seqlab run again from the config it logged, as a new run tagged rerun_of."
+        ),
     )
     parser.add_argument("run_id", help="the MLflow run id to repeat")
     parser.add_argument(

@@ -47,9 +47,12 @@ def load_checkpoint(checkpoint: Path, run_id: str, instead: str) -> dict:
     except Exception as exc:  # pickled code refused, a cut or corrupt file: all one answer to the user
         reason = " ".join(str(exc).split())[:300]
         raise TrackingError(
-            f"Cannot resume run '{run_id}': its checkpoint {checkpoint} does not load as tensors and plain values "
-            f"(torch.load with weights_only=True: {type(exc).__name__}: {reason}). It is damaged, or holds pickled "
-            "objects that seqlab will not run code to rebuild; the run was left as it is. Restore that file from "
+            f"Cannot resume run '{run_id}': its checkpoint {checkpoint} does not load as tensors and plain "
+            "values "
+            f"(torch.load with weights_only=True: {type(exc).__name__}: {reason}). It is damaged, or holds "
+            "pickled "
+            "objects that seqlab will not run code to rebuild; the run was left as it is. Restore that file "
+            "from "
             f"a copy you trust; otherwise {instead}"
         ) from exc
 
@@ -63,7 +66,8 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     status = run.info.status
     if status == "FINISHED":
         raise TrackingError(
-            f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. {_train_again(run_id, uri)}"
+            f"Cannot resume run '{run_id}': it is FINISHED, there is nothing left to train. "
+            f"{_train_again(run_id, uri)}"
         )
     if status == "RUNNING":
         log.warning(
@@ -72,13 +76,16 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     folder = run.data.tags.get(names.CHECKPOINT_DIR)
     if not folder:
         raise TrackingError(
-            f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag {names.CHECKPOINT_DIR}), "
-            f"so it stopped before training started or ran without callbacks.last_checkpoint. {_train_again(run_id, uri)}"
+            f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag "
+            f"{names.CHECKPOINT_DIR}), "
+            "so it stopped before training started or ran without callbacks.last_checkpoint. "
+            f"{_train_again(run_id, uri)}"
         )
     checkpoint = Path(folder) / names.LAST_CHECKPOINT
     if not checkpoint.is_file():
         raise TrackingError(
-            f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it stopped "
+            f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it "
+            "stopped "
             f"before its first epoch ended, or the folder was removed). {_train_again(run_id, uri)}"
         )
     state = load_checkpoint(checkpoint, run_id, _train_again(run_id, uri))

@@ -58,7 +58,8 @@ def _packaged_option(group: str, name: Any, run_id: str) -> dict[str, Any]:
     entry = files("seqlab.conf").joinpath(group, f"{name}.yaml")
     if not entry.is_file():
         raise ConfigError(
-            f"Run '{run_id}' was logged with {group}={name}, which this seqlab no longer has in conf/{group}/; "
+            f"Run '{run_id}' was logged with {group}={name}, which this seqlab no longer has in "
+            f"conf/{group}/; "
             "check out the run's git.commit tag to rerun it."
         )
     return OmegaConf.to_container(OmegaConf.create(entry.read_text()))

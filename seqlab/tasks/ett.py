@@ -52,7 +52,8 @@ class ETTTask(Task):
     def check(cls, options) -> None:
         if options.get("dataset") not in cls.DATASETS:
             raise ConfigError(
-                f"Unknown task.dataset={options.get('dataset')!r} for task=ett. Allowed: {', '.join(cls.DATASETS)}."
+                f"Unknown task.dataset={options.get('dataset')!r} for task=ett. Allowed: "
+                f"{', '.join(cls.DATASETS)}."
             )
         if options.get("features") not in FEATURES:
             allowed = "; ".join(f"{k} ({v})" for k, v in FEATURES.items())
@@ -64,8 +65,10 @@ class ETTTask(Task):
         window, horizon = options["window"], options["horizon"]
         if window + horizon > train_rows or horizon > eval_rows:
             raise ConfigError(
-                f"task.window={window} + task.horizon={horizon} do not fit {options['dataset']}: its training "
-                f"split has {train_rows} rows (window + horizon must not exceed them) and its val/test splits "
+                f"task.window={window} + task.horizon={horizon} do not fit {options['dataset']}: its "
+                "training "
+                f"split has {train_rows} rows (window + horizon must not exceed them) and its val/test "
+                "splits "
                 f"{eval_rows} target rows each (horizon must not exceed them)."
             )
 

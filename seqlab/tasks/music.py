@@ -58,7 +58,8 @@ class PaddedSequences:
         return {"x": x, "y": y, "mask": mask}
 
     def chunked(self, steps: int) -> "PaddedSequences":
-        """The same sequences cut into examples of at most `steps` predicted steps (the flat tensor is shared).
+        """The same sequences cut into examples of at most `steps` predicted steps (the flat tensor is
+        shared).
 
         Chunk k of a sequence predicts its steps [k*steps, (k+1)*steps); the network starts each chunk
         from a zero state. Used for training only: evaluation stays on whole sequences.
@@ -130,7 +131,8 @@ class MusicTask(Task):
     def check(cls, options) -> None:
         if options.get("dataset") not in cls.DATASETS:
             raise ConfigError(
-                f"Unknown task.dataset={options.get('dataset')!r} for task=music. Allowed: {', '.join(cls.DATASETS)}."
+                f"Unknown task.dataset={options.get('dataset')!r} for task=music. Allowed: "
+                f"{', '.join(cls.DATASETS)}."
             )
         if not isinstance(options.get("batch_by_length", False), bool):
             raise ConfigError(

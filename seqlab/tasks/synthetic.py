@@ -234,7 +234,8 @@ class MackeyGlassTask(Task):
 
 
 class PairAccuracy(Metric):
-    """Share of pairs judged right: "same" when their distance is below `threshold` (half the hinge margin)."""
+    """Share of pairs judged right: "same" when their distance is below `threshold` (half the hinge
+    margin)."""
 
     full_state_update = False
     higher_is_better = True

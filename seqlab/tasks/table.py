@@ -52,7 +52,7 @@ class Table:
         self, picked: np.ndarray, names: list[str], at: np.ndarray | None = None
     ) -> DataError:
         if at is None:
-            for j, name in enumerate(names):  # per column, then per cell only in the failing column
+            for j in range(len(names)):  # per column, then per cell only in the failing column
                 try:
                     picked[:, j].astype(np.float64)
                 except ValueError:
@@ -65,7 +65,8 @@ class Table:
                     break
         i, j = int(at[0]), int(at[1])
         return DataError(
-            f"Non-numeric value {str(picked[i, j])!r} in {self.path} at row {i + 2} (counting the header as row 1), "
+            f"Non-numeric value {str(picked[i, j])!r} in {self.path} at row {i + 2} (counting the header as "
+            "row 1), "
             f"column {names[j]!r}. Every value of the columns used must be a finite number; fix the file or "
             "leave that column out."
         )

@@ -50,7 +50,8 @@ def peak_rss_mb() -> float:
 
 
 def network_sections(cfg: Any) -> dict[str, Any]:
-    """The config sections that rebuild the run's network (seqlab.assemble.network), resolved to plain values."""
+    """The config sections that rebuild the run's network (seqlab.assemble.network), resolved to plain
+    values."""
     from omegaconf import OmegaConf
 
     sections = {

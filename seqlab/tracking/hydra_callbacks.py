@@ -1,6 +1,7 @@
 """Hydra callbacks: a sweep as a parent run; say where the runs went once a run or a sweep ends."""
 
 import atexit
+import contextlib
 import signal
 import threading
 import time
@@ -106,10 +107,8 @@ def _stop_sweep(signum: int, frame: Any) -> None:
 
     children = psutil.Process().children(recursive=True)
     for child in children:
-        try:
+        with contextlib.suppress(psutil.Error):
             child.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
     # Time for each job to stop at its next batch and end its run KILLED (seqlab waits <= 10 s for the
     # store then); a job's run still RUNNING after this is ended by the parent (end_sweep).
     psutil.wait_procs(children, timeout=STOP_JOBS_WAIT_S)

@@ -4,6 +4,7 @@ The run ends FINISHED on success, FAILED on an exception (the error kept as a ta
 or SIGTERM; it is never left RUNNING.
 """
 
+import functools
 import logging
 import signal
 import threading
@@ -171,7 +172,8 @@ def tracked_run(
 
 
 def start_system_metrics(run_id: str, uri: str) -> Any:
-    """MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes, ...)."""
+    """MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
+    ...)."""
     try:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
@@ -211,7 +213,8 @@ def finish_run(
     deadline = time.monotonic() + wait_s
     if not logger.flush(wait_s=1.0):
         log.warning(
-            "seqlab: the tracking store %s is not answering (%s); waiting up to %.0f s (tracking.outage_wait_s) "
+            "seqlab: the tracking store %s is not answering (%s); waiting up to %.0f s "
+            "(tracking.outage_wait_s) "
             "for it, the metrics meanwhile kept in %s",
             redact(uri),
             logger.store_error,
@@ -224,7 +227,7 @@ def finish_run(
             raise TimeoutError(logger.store_error or "metrics not written in time")
         while artifacts:
             local_path, artifact_path = artifacts[0]
-            _deliver(lambda: _send_artifact(client, run_id, local_path, artifact_path), deadline)
+            _deliver(functools.partial(_send_artifact, client, run_id, local_path, artifact_path), deadline)
             artifacts.pop(0)
         _deliver(
             lambda: tags and client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]), deadline
@@ -239,8 +242,10 @@ def finish_run(
         spool.keep_artifact(local_path, artifact_path)
     spool.save_run(status, tags | {names.SPOOL_TAG: str(spool.directory)})
     message = (
-        f"The MLflow tracking store {redact(uri)} did not take run {run_id} within tracking.outage_wait_s={wait_s:g} s "
-        f"({redact(problem)}). Nothing is lost: {n_batches} metric batch(es), {len(artifacts)} artifact(s) and the "
+        f"The MLflow tracking store {redact(uri)} did not take run {run_id} within "
+        f"tracking.outage_wait_s={wait_s:g} s "
+        f"({redact(problem)}). Nothing is lost: {n_batches} metric batch(es), {len(artifacts)} artifact(s) "
+        "and the "
         f"final status {status} are kept in {spool.directory}. When the server is back, upload them with: "
         f"{as_typed('seqlab-upload')} {spool.directory} --tracking-uri {redact(uri)}"
     )

@@ -48,7 +48,8 @@ class Spool:
         os.replace(partial, self.metrics_file)
 
     def keep_artifact(self, local_path: Path, artifact_path: str | None) -> None:
-        """Keep a file as artifacts/<artifact_path>/<name>, a folder's contents as artifacts/<artifact_path>/."""
+        """Keep a file as artifacts/<artifact_path>/<name>, a folder's contents as
+        artifacts/<artifact_path>/."""
         local_path = Path(local_path)
         folder = self.artifacts_dir / (artifact_path or "")
         if local_path.is_dir():
@@ -71,9 +72,9 @@ class Spool:
             self.directory.exists()
             and not self.metrics_file.exists()
             and not (self.directory / "run.json").exists()
+            and (not self.artifacts_dir.exists() or not any(self.artifacts_dir.rglob("*")))
         ):
-            if not self.artifacts_dir.exists() or not any(self.artifacts_dir.rglob("*")):
-                shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def upload(directory: Path, client: MlflowClient) -> str:

@@ -6,6 +6,7 @@ Light on purpose: MLflow is imported only when a store is opened.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -33,7 +34,8 @@ MAX_TAG_LENGTH = 5000
 
 
 def tracking_uri(given: str | None) -> str:
-    """`given` (tracking.uri or --tracking-uri), else $MLFLOW_TRACKING_URI, else outputs/mlflow.db under the cwd."""
+    """`given` (tracking.uri or --tracking-uri), else $MLFLOW_TRACKING_URI, else outputs/mlflow.db under
+    the cwd."""
     return given or os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
 
 
@@ -63,10 +65,8 @@ def ui_command(uri: str) -> str:
     """The command that opens this store in the MLflow UI, with a path relative to the cwd when it can."""
     db = sqlite_path(uri)
     if db is not None:
-        try:
+        with contextlib.suppress(ValueError):  # a store outside the cwd keeps its absolute path
             uri = f"sqlite:///{db.resolve().relative_to(Path.cwd())}"
-        except ValueError:
-            pass
         return f"{as_typed('mlflow')} ui --backend-store-uri {uri}"
     return f"open {redact(uri)} in a browser"
 
