@@ -90,8 +90,7 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
         where = f"{torch.cuda.get_device_name(device)} (cuDNN {torch.backends.cudnn.version()})"
     print(
         f"cells: training steps on one batch of the adding task (length {length}), {rounds} rounds of "
-        f"{steps} "
-        f"steps per workload taking turns, median step, on {where}"
+        f"{steps} steps per workload taking turns, median step, on {where}"
     )
     for _ in range(rounds):  # taking turns: a slow moment of the machine hits every workload
         for (_, _, fused), steps_of in runs.items():

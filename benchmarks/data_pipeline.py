@@ -76,8 +76,8 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     copies_mb = len(split) * window_bytes / 2**20
     print(
         f"data: ETTm1 (M: 7 columns), window {split.window}, horizon {split.horizon}, batch "
-        f"{task.batch_size}, "
-        f"{len(split)} training windows, {n} batches an epoch, median of {rounds} epochs each"
+        f"{task.batch_size}, {len(split)} training windows, {n} batches an epoch, median of {rounds} epochs "
+        "each"
     )
     print(
         f"  seqlab (index arithmetic, one gather per batch): {seqlab_rate:9.0f} batches/s  "

@@ -186,10 +186,9 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
     print(f"  ratio (median of the pairs' ratios) {ratio:.3f}; {verdict(interval)}")
     print(
         f"  difference (median of the pairs') {extra_s:+.3f} s/epoch (Lightning's parity test allows 0.05 "
-        "s), "
-        f"{extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs such as "
-        f"checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within {TARGET:.0%} from "
-        f"{max(extra_ms, 0) / TARGET:.0f} ms per step"
+        f"s), {extra_ms:+.2f} ms per training step ({steps} steps + validation an epoch; per-epoch costs "
+        f"such as checkpoints included); bare epoch / steps {bare_s / steps * 1000:.2f} ms; within "
+        f"{TARGET:.0%} from {max(extra_ms, 0) / TARGET:.0f} ms per step"
     )
     print(
         f"  Lightning alone (no logger, no checkpoints, no seqlab callbacks) against its own bare loop: "
@@ -204,8 +203,7 @@ def compare(overrides: list[str], trials: int, breakdown: bool = False) -> tuple
         barebones, barebones_interval = median_interval([s / b for s, b, _ in pairs["barebones"]])
         print(
             "  Lightning in its barebones mode (Trainer(barebones=True): the least its loop costs) against "
-            "its own "
-            f"bare loop: ratio {barebones:.3f} ({verdict(barebones_interval)})"
+            f"its own bare loop: ratio {barebones:.3f} ({verdict(barebones_interval)})"
         )
         without, without_interval = median_interval([s / b for s, b, _ in pairs["without checkpoints"]])
         print(

@@ -160,8 +160,7 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     ratio, interval = median_interval(estimates)
     print(
         f"logging: {' '.join(overrides)} ({len(estimates)} epochs a side, first epochs left out, each paired "
-        "with "
-        f"a bare PyTorch epoch run beside it)"
+        "with a bare PyTorch epoch run beside it)"
     )
     for side, label in (("server", "MLflow server on loopback:"), ("none", "no tracking:")):
         print(

@@ -14,7 +14,7 @@ CHOICE_NAME = "name"
 
 
 def without_name(node: DictConfig) -> DictConfig:
-    return OmegaConf.masked_copy(node, [k for k in node if k != CHOICE_NAME])
+    return OmegaConf.masked_copy(node, [str(k) for k in node if k != CHOICE_NAME])
 
 
 def instantiate_choice(node: DictConfig) -> Any:

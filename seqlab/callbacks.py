@@ -55,8 +55,7 @@ class DivergenceGuard(L.Callback):
             raise DivergedError(
                 f"The run diverged: {names.TRAIN_LOSS} became {value} at epoch {epoch}, step {step}. Lower "
                 "optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or add a norm (norm=layer); the run "
-                "is "
-                "marked FAILED."
+                "is marked FAILED."
             )
 
 
@@ -103,8 +102,7 @@ class WeightNoise(L.Callback):
             raise ConfigError(
                 f"Invalid callbacks.weight_noise.std={std!r}: it must be a finite number >= 0, the standard "
                 "deviation of the noise added to every weight per training step (0 turns it off; Chung et "
-                "al. "
-                "2014 used 0.075)."
+                "al. 2014 used 0.075)."
             )
 
     def on_train_batch_start(

@@ -10,7 +10,7 @@ import difflib
 import inspect
 from collections.abc import Set
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
@@ -108,8 +108,7 @@ def check_batch_limits(trainer: DictConfig, batches: dict[str, int], batch_size:
             raise ConfigError(
                 f"Invalid trainer.limit_{split}_batches={limit}: it keeps no batch of the {count} {split} "
                 f"batches (task.batch_size={batch_size}). Use a fraction of at least {1 / count:.3g}, or a "
-                "whole "
-                f"number of batches such as trainer.limit_{split}_batches=1."
+                f"whole number of batches such as trainer.limit_{split}_batches=1."
             )
 
 
@@ -135,7 +134,7 @@ def _check_schema_keys(node: DictConfig, schema: type, path: str) -> None:
             t for t in get_args(sub) if t is not type(None)
         ]  # PublishedConfig | None -> PublishedConfig
         sub = optional[0] if len(optional) == 1 else sub
-        if is_dataclass(sub) and isinstance(node[key], DictConfig):
+        if isinstance(sub, type) and is_dataclass(sub) and isinstance(node[key], DictConfig):
             _check_schema_keys(node[key], sub, f"{path}.{key}" if path else str(key))
 
 
@@ -210,17 +209,15 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.enable_checkpointing=false, but {' and '.join(checkpoint_callbacks)} "
             f"{'save' if len(checkpoint_callbacks) > 1 else 'saves'} checkpoints, which Lightning does not "
-            "allow "
-            f"together. To save none, switch {'them' if len(checkpoint_callbacks) > 1 else 'it'} off too "
-            f"({' '.join(c + '=null' for c in checkpoint_callbacks)}); to keep them, leave "
+            f"allow together. To save none, switch {'them' if len(checkpoint_callbacks) > 1 else 'it'} off "
+            f"too ({' '.join(c + '=null' for c in checkpoint_callbacks)}); to keep them, leave "
             "trainer.enable_checkpointing at null, the default (on while a checkpoint callback is)."
         )
     if cfg.trainer.get("barebones"):  # else Lightning refuses it inside fit, after the MLflow run exists
         raise ConfigError(
             "trainer.barebones=true switches off what a seqlab run is made of: its logger (the MLflow run), "
             "self.log (every metric) and its checkpoints (what a resume starts from), and Lightning refuses "
-            "it "
-            "together with them. Allowed: false, the default."
+            "it together with them. Allowed: false, the default."
         )
 
     model = cfg.model
@@ -246,16 +243,14 @@ def validate(cfg: DictConfig) -> None:
         multiples = [d for d in range(1, width + 1) if width % d == 0]
         raise ConfigError(
             f"{norm_label} ({options}) needs a recurrent output width that is a multiple of {multiple}, but "
-            "it is "
-            f"{width} (model.hidden_size={shape.hidden_size} x {directions}). Choose options whose multiple "
-            "divides "
-            f"{width} ({', '.join(map(str, multiples))}), or another model.hidden_size."
+            f"it is {width} (model.hidden_size={shape.hidden_size} x {directions}). Choose options whose "
+            f"multiple divides {width} ({', '.join(map(str, multiples))}), or another model.hidden_size."
         )
     if shape.readout == "attention" and width % shape.attention_heads and not budgeted:
         raise ConfigError(
             f"model.attention_heads={shape.attention_heads} does not divide the recurrent output width "
-            f"{width} "
-            f"(model.hidden_size={shape.hidden_size} x {directions}); nn.MultiheadAttention needs a divisor."
+            f"{width} (model.hidden_size={shape.hidden_size} x {directions}); nn.MultiheadAttention needs a "
+            "divisor."
         )
 
     if task_cls.kind not in loss_cls.kinds:
@@ -290,10 +285,9 @@ def validate(cfg: DictConfig) -> None:
         if not torch.cuda.is_available():
             raise ConfigError(
                 f"trainer.accelerator={cfg.trainer.accelerator} asks for a CUDA GPU, but torch "
-                f"{torch.__version__} "
-                "sees none here (torch.cuda.is_available() is False); use trainer.accelerator=cpu (the "
-                "default, "
-                "exactly reproducible) or auto (a GPU where there is one, else the CPU)."
+                f"{torch.__version__} sees none here (torch.cuda.is_available() is False); use "
+                "trainer.accelerator=cpu (the default, exactly reproducible) or auto (a GPU where there is "
+                "one, else the CPU)."
             )
     if cfg.published is not None:
         check_published(cfg)
@@ -313,7 +307,7 @@ def packaged_losses_for(kind: Any) -> list[str]:
     fitting = []
     for entry in sorted(files("seqlab.conf").joinpath("loss").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
-            node = OmegaConf.create(entry.read_text())
+            node = cast(DictConfig, OmegaConf.create(entry.read_text()))  # a conf/ file is a mapping
             if kind in get_object(node._target_).kinds:
                 fitting.append(str(node.get("name", entry.name.removesuffix(".yaml"))))
     return fitting

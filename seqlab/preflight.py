@@ -9,6 +9,7 @@ names the bad value and lists what is allowed.
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -22,8 +23,14 @@ _FLAGS_WITH_JOBS = {"-m", "--multirun"}
 _MISSING = object()
 
 
-def _one_paragraph(text: str) -> str:
+def _one_paragraph(text: object) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def input_line(override: Override) -> str:
+    """The override as it was typed (Hydra types it Optional; the parser sets it on every override)."""
+    assert override.input_line is not None
+    return override.input_line
 
 
 def _explain_missing_option(exc: MissingConfigException, overrides: list[str]) -> ConfigError:
@@ -41,7 +48,7 @@ def _explain_unknown_key(job: list[str], groups: set[str]) -> ConfigError | None
     """Find the first key override that names no key of the config its group choices compose."""
     parsed = OverridesParser.create().parse_overrides(job)
     group_choices = [
-        o.input_line for o in parsed if o.key_or_group in groups or o.key_or_group == "hydra.searchpath"
+        input_line(o) for o in parsed if o.key_or_group in groups or o.key_or_group == "hydra.searchpath"
     ]
     base = compose(CONFIG_NAME, overrides=group_choices)
     for override in parsed:
@@ -95,8 +102,8 @@ def jobs_of(argv: list[str]) -> list[list[str]] | None:
     if not multirun:
         if any(o.is_sweep_override() for o in ours):
             return None  # Hydra says to add --multirun
-        return [[o.input_line for o in ours]]
-    return sweep_jobs([o.input_line for o in ours])
+        return [[input_line(o) for o in ours]]
+    return sweep_jobs([input_line(o) for o in ours])
 
 
 def _preset_sweep(job: list[str]) -> list[str]:

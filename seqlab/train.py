@@ -75,6 +75,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     """
     import lightning as L
     import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from seqlab import names
     from seqlab.assemble import choice_name
@@ -132,16 +133,17 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         trainer.fit(module, datamodule=task, ckpt_path=resume_from, weights_only=True)
         final_val_loss = trainer.callback_metrics.get(names.VAL_LOSS)  # before trainer.test replaces them
         checkpoint = trainer.checkpoint_callback
-        has_best = checkpoint is not None and bool(checkpoint.best_model_path)
+        if not (isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path):
+            checkpoint = None
         # The first checkpoint callback's file by path, as ckpt_path="best" would pick it, without Lightning's
         # warning about the second ModelCheckpoint (callbacks.last_checkpoint) at the end of every run.
-        tested = checkpoint.best_model_path if has_best else None
+        tested = checkpoint.best_model_path if checkpoint is not None else None
         trainer.test(module, datamodule=task, ckpt_path=tested, verbose=False, weights_only=True)
         run.log_metrics(figures.figures)
         add_run_artifacts(run, trainer, module, task, cfg, name)
         # No best score without a monitoring checkpoint callback (when the user dropped
         # callbacks.model_checkpoint, Lightning's checkpoint_callback is callbacks.last_checkpoint)
-        best = checkpoint.best_model_score if has_best else None
+        best = checkpoint.best_model_score if checkpoint is not None else None
         best = final_val_loss if best is None else best
         return float(best) if best is not None else float("nan")
 
@@ -208,7 +210,8 @@ def _set_torch_numerics(cfg: DictConfig) -> None:
         torch.use_deterministic_algorithms(bool(deterministic), warn_only=deterministic == "warn")
     if deterministic:  # as the Trainer does: cuBLAS refuses deterministic mode on a GPU without it
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    # the module sets this attribute at run time; torch's stubs do not declare it
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
 class ReportedError(CompactHydraException):

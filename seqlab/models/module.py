@@ -71,7 +71,8 @@ class SequenceModule(L.LightningModule):
         loss = self.loss(out, y)
         n = batch["y"].shape[0]
         self._add_loss(names.TRAIN, loss, n)
-        every = self.trainer.log_every_n_steps
+        # Lightning's logger connector sets this on the Trainer from outside the class, so its stubs miss it
+        every = self.trainer.log_every_n_steps  # type: ignore[attr-defined]
         if every and (self.global_step + 1) % every == 0:
             self.log(names.TRAIN_STEP_LOSS, loss, on_step=True, on_epoch=False, batch_size=n)
         if batch_idx + 1 == self.trainer.num_training_batches:  # here, so callbacks see it at the epoch end

@@ -109,6 +109,7 @@ class SequenceNet(nn.Module):
         if self.readout == "max":
             return h.amax(dim=1)
         if self.readout == "attention":
+            assert self.attention is not None  # built in __init__ whenever readout is "attention"
             query = self.query.expand(h.shape[0], -1, -1)  # (B, 1, D)
             return self.attention(query, h, h, need_weights=False)[0].squeeze(1)
         if self.bidirectional:  # forward direction ends at the last step, backward at the first

@@ -164,6 +164,8 @@ def runs_to_compare(
         experiment_id = get_run(client, parent_run_id, "compare the jobs of").info.experiment_id
         query = f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}' and attributes.status = 'FINISHED'"
         return client.search_runs([experiment_id], filter_string=query, max_results=50000)
+    if experiment is None:
+        raise TypeError("runs_to_compare needs a parent_run_id or an experiment")
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise TrackingError(

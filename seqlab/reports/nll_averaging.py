@@ -74,8 +74,7 @@ def best_checkpoint(client: MlflowClient, run_id: str, folder: Path) -> Path:
     if not logged:
         raise TrackingError(
             f"Run '{run_id}' has no checkpoint under its '{names.CHECKPOINT_ARTIFACTS}' artifacts: only a "
-            "run "
-            "that finished training (seqlab logs its best checkpoint then) can be re-evaluated."
+            "run that finished training (seqlab logs its best checkpoint then) can be re-evaluated."
         )
     return Path(client.download_artifacts(run_id, logged[0], str(folder)))
 
@@ -178,11 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"nll_averaging: {err}\n")
     print("mean over the runs of each cell:")
     for (dataset, cell), runs in by_cell.items():
-        means = [
+        per_step, per_piece, without_first = (
             sum(getattr(n, f)() for n in runs) / len(runs)
             for f in ("per_step", "per_piece", "without_first_step")
-        ]
-        print(_row(f"{cell} {dataset}", "", *means, f"x{len(runs)}"))
+        )
+        print(_row(f"{cell} {dataset}", "", per_step, per_piece, without_first, f"x{len(runs)}"))
 
 
 if __name__ == "__main__":

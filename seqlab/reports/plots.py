@@ -1,6 +1,7 @@
 """The pictures a run carries: learning curves and predictions against the truth."""
 
 from pathlib import Path
+from typing import Final
 
 import matplotlib
 
@@ -10,9 +11,8 @@ import numpy as np
 
 from seqlab import names
 
-LEGEND_AT = (
-    "upper right"  # not matplotlib's "best": its search over every plotted point is slow on long series
-)
+# Not matplotlib's "best": its search over every plotted point is slow on long series.
+LEGEND_AT: Final = "upper right"
 
 
 def save(fig: "plt.Figure", path: Path) -> Path:
@@ -152,8 +152,9 @@ def _pair_distances(
         )
     fig, ax = plt.subplots(figsize=(7, 3.8))
     bins = np.histogram_bin_edges(distance, bins=30)
-    ax.hist(distance[truth > 0], bins=bins, alpha=0.6, label="same class")
-    ax.hist(distance[truth <= 0], bins=bins, alpha=0.6, label="different classes")
+    # hist takes an array of bin edges; matplotlib's stubs list only sequences
+    ax.hist(distance[truth > 0], bins=bins, alpha=0.6, label="same class")  # type: ignore[arg-type]
+    ax.hist(distance[truth <= 0], bins=bins, alpha=0.6, label="different classes")  # type: ignore[arg-type]
     if threshold is not None:
         ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:g}")
     ax.set(

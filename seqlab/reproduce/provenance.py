@@ -37,7 +37,8 @@ def determinism_tag(cfg: DictConfig) -> str:
     settings = {
         "trainer.deterministic": cfg.trainer.get("deterministic"),
         "torch.deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "torch.fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,
+        # the module sets this attribute at run time; torch's stubs do not declare it
+        "torch.fill_uninitialized_memory": torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
         "trainer.accelerator": cfg.trainer.get("accelerator"),
         "trainer.precision": cfg.trainer.get("precision"),
         "torch.num_threads": torch.get_num_threads(),

@@ -11,7 +11,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from seqlab import names
 from seqlab.config import _unknown_key, check_override_keys, validate
 from seqlab.errors import ConfigError, SeqlabError
-from seqlab.preflight import CONFIG_MODULE, CONFIG_NAME, _compose_job
+from seqlab.preflight import CONFIG_MODULE, CONFIG_NAME, _compose_job, input_line
 from seqlab.tracking.params import leaves
 from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
 
@@ -67,13 +67,13 @@ def relink_interpolations(plain: dict[str, Any]) -> dict[str, Any]:
         OmegaConf.update(probe, key, link)
         if OmegaConf.select(probe, key) == value:
             OmegaConf.update(run, key, link)
-    return OmegaConf.to_container(run, resolve=False)
+    return cast(dict[str, Any], OmegaConf.to_container(run, resolve=False))
 
 
 def _apply_group_choice(cfg: DictConfig, override: Override, groups: set[str]) -> None:
     """A group choice (cell=gru, task=adding) replaces that section with the option as composed today;
     a global one (debug=fast) sets the keys it changes. The rest of the run's config stays."""
-    chosen = _compose_job([override.input_line], groups)
+    chosen = _compose_job([input_line(override)], groups)
     group = override.key_or_group
     if group in chosen and group in cfg:
         cfg[group] = chosen[group]

@@ -48,12 +48,9 @@ def load_checkpoint(checkpoint: Path, run_id: str, instead: str) -> dict:
         reason = " ".join(str(exc).split())[:300]
         raise TrackingError(
             f"Cannot resume run '{run_id}': its checkpoint {checkpoint} does not load as tensors and plain "
-            "values "
-            f"(torch.load with weights_only=True: {type(exc).__name__}: {reason}). It is damaged, or holds "
-            "pickled "
-            "objects that seqlab will not run code to rebuild; the run was left as it is. Restore that file "
-            "from "
-            f"a copy you trust; otherwise {instead}"
+            f"values (torch.load with weights_only=True: {type(exc).__name__}: {reason}). It is damaged, or "
+            "holds pickled objects that seqlab will not run code to rebuild; the run was left as it is. "
+            f"Restore that file from a copy you trust; otherwise {instead}"
         ) from exc
 
 
@@ -77,16 +74,14 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     if not folder:
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): it records no checkpoint folder (tag "
-            f"{names.CHECKPOINT_DIR}), "
-            "so it stopped before training started or ran without callbacks.last_checkpoint. "
-            f"{_train_again(run_id, uri)}"
+            f"{names.CHECKPOINT_DIR}), so it stopped before training started or ran without "
+            f"callbacks.last_checkpoint. {_train_again(run_id, uri)}"
         )
     checkpoint = Path(folder) / names.LAST_CHECKPOINT
     if not checkpoint.is_file():
         raise TrackingError(
             f"Cannot resume run '{run_id}' ({status}): there is no {names.LAST_CHECKPOINT} in {folder} (it "
-            "stopped "
-            f"before its first epoch ended, or the folder was removed). {_train_again(run_id, uri)}"
+            f"stopped before its first epoch ended, or the folder was removed). {_train_again(run_id, uri)}"
         )
     state = load_checkpoint(checkpoint, run_id, _train_again(run_id, uri))
     owner = state.get(names.CHECKPOINT_RUN_ID)

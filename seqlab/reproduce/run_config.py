@@ -7,7 +7,7 @@ changed. The logged tracking.uri may be redacted, so callers set the store they 
 import tempfile
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -47,7 +47,8 @@ def logged_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
                 f"Run '{run_id}' has no readable {CONFIG_ARTIFACT} artifact ({exc}); only runs made by "
                 "seqlab, which logs its resolved config, can be rebuilt."
             ) from exc
-        return OmegaConf.to_container(OmegaConf.load(Path(path)))
+        # a logged config.yaml is a mapping at the top
+        return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(Path(path))))
 
 
 LEGACY_MODEL_TARGET = "seqlab.models.network.build_network"
@@ -59,10 +60,9 @@ def _packaged_option(group: str, name: Any, run_id: str) -> dict[str, Any]:
     if not entry.is_file():
         raise ConfigError(
             f"Run '{run_id}' was logged with {group}={name}, which this seqlab no longer has in "
-            f"conf/{group}/; "
-            "check out the run's git.commit tag to rerun it."
+            f"conf/{group}/; check out the run's git.commit tag to rerun it."
         )
-    return OmegaConf.to_container(OmegaConf.create(entry.read_text()))
+    return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.create(entry.read_text())))
 
 
 def _as_choice(section: dict[str, Any], group: str, run_id: str) -> dict[str, Any]:
@@ -104,7 +104,8 @@ def as_seqlab_config(plain: dict[str, Any], run_id: str) -> DictConfig:
 
     A config in an older shape is translated first (translate_legacy)."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(SeqlabConfig), translate_legacy(plain, run_id))
+        merged = OmegaConf.merge(OmegaConf.structured(SeqlabConfig), translate_legacy(plain, run_id))
+        return cast(DictConfig, merged)  # merged onto a dataclass schema: a DictConfig
     except OmegaConfBaseException as exc:
         raise ConfigError(
             f"The config logged by run '{run_id}' does not fit this seqlab's schema: {exc.msg}. "

@@ -30,7 +30,7 @@ class BatchReseed(L.Callback):
         epoch, batches = trainer.current_epoch, trainer.num_training_batches
         self._epoch_seeds = (
             epoch,
-            [batch_seed(self.seed, epoch, b) for b in range(batches)] if math.isfinite(batches) else [],
+            [batch_seed(self.seed, epoch, b) for b in range(int(batches))] if math.isfinite(batches) else [],
         )
 
     def on_train_batch_start(

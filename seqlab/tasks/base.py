@@ -23,10 +23,11 @@ class Task(L.LightningDataModule):
     Batches are dicts: "x" the input, "y" the target, and optionally "mask" (B, T) for padded steps.
     """
 
-    name: ClassVar[str]  # the config option, task=<name>; used in run names
-    kind: ClassVar[
-        TaskKind
-    ]  # which losses fit (each loss declares its kinds); the YAML sets the default loss
+    # The config option, task=<name>; used in run names. Not a ClassVar: LightningDataModule declares
+    # `name` as an instance attribute, which a class attribute of each task still sets.
+    name: str
+    # Which losses fit (each loss declares its kinds); the YAML sets the default loss.
+    kind: ClassVar[TaskKind]
     per_step: ClassVar[bool] = False  # predictions at every time step (no readout, no pooling)
     causal: ClassVar[bool] = False  # next-step prediction: step t must not see inputs after t
 
@@ -56,23 +57,23 @@ class Task(L.LightningDataModule):
         """The task's metrics (torchmetrics), keyed by their short names ("mse", "accuracy", ...)."""
         return default_metrics(self.kind, self.spec())
 
-    def prepare(self) -> None:
+    def prepare(self) -> dict[str, TensorSplit]:
         """Build the splits once; called before any MLflow run exists, so bad data never starts a run."""
         if self.splits is None:
             self.splits = self.build()
+        return self.splits
 
     def split_sizes(self) -> dict[str, int]:
-        self.prepare()
+        splits = self.prepare()
         return {
-            names.N_TRAIN: len(self.splits["train"]),
-            names.N_VAL: len(self.splits["val"]),
-            names.N_TEST: len(self.splits["test"]),
+            names.N_TRAIN: len(splits["train"]),
+            names.N_VAL: len(splits["val"]),
+            names.N_TEST: len(splits["test"]),
         }
 
     def batch_counts(self) -> dict[str, int]:
         """Batches an epoch of each split, as the loaders' samplers count them."""
-        self.prepare()
-        return {split: batches_of(len(data), self.batch_size) for split, data in self.splits.items()}
+        return {split: batches_of(len(data), self.batch_size) for split, data in self.prepare().items()}
 
     def setup(self, stage: str) -> None:
         self.prepare()
@@ -84,7 +85,7 @@ class Task(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool):
         lengths = self.batch_lengths(split)
         return batch_loader(
-            self.splits[split], self.batch_size, shuffle=shuffle, seed=self.seed, lengths=lengths
+            self.prepare()[split], self.batch_size, shuffle=shuffle, seed=self.seed, lengths=lengths
         )
 
     def train_dataloader(self):

@@ -86,4 +86,5 @@ def batch_loader(
 ) -> DataLoader:
     """A DataLoader whose sampler hands whole index batches to the split (batch_size=None: no collation)."""
     sampler = EpochBatchSampler(len(split), batch_size, shuffle, seed, lengths)
-    return DataLoader(split, batch_size=None, sampler=sampler, num_workers=0)
+    # A map-style dataset needs only __getitem__ and __len__; torch's stubs ask for a Dataset subclass.
+    return DataLoader(split, batch_size=None, sampler=sampler, num_workers=0)  # type: ignore[arg-type]

@@ -66,15 +66,14 @@ class ETTTask(Task):
         if window + horizon > train_rows or horizon > eval_rows:
             raise ConfigError(
                 f"task.window={window} + task.horizon={horizon} do not fit {options['dataset']}: its "
-                "training "
-                f"split has {train_rows} rows (window + horizon must not exceed them) and its val/test "
-                "splits "
-                f"{eval_rows} target rows each (horizon must not exceed them)."
+                f"training split has {train_rows} rows (window + horizon must not exceed them) and its "
+                f"val/test splits {eval_rows} target rows each (horizon must not exceed them)."
             )
 
     def borders(self) -> tuple[int, int, int]:
         scale = ROWS_PER_HOUR[self.dataset]
-        return tuple(b * scale for b in HOURLY_BORDERS)
+        train, val, test = HOURLY_BORDERS
+        return train * scale, val * scale, test * scale
 
     def build(self):
         self.path = fetch(f"{self.dataset}.csv")
@@ -97,4 +96,5 @@ class ETTTask(Task):
 
     def data_files(self) -> list[Path]:
         self.prepare()
+        assert self.path is not None  # build() sets it
         return [self.path]

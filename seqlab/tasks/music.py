@@ -95,6 +95,9 @@ class BernoulliNLL(Metric):
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("steps", default=torch.tensor(0), dist_reduce_fx="sum")
 
+    total: torch.Tensor  # states added in __init__; torchmetrics' __getattr__ types them loosely
+    steps: torch.Tensor
+
     def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:  # (N steps, labels)
         self.total += bernoulli_nll(logits, y, reduction="sum").double()
         self.steps += logits.shape[0]
@@ -167,7 +170,11 @@ class MusicTask(Task):
         return splits
 
     def batch_lengths(self, split: str) -> torch.Tensor | None:
-        return self.splits[split].steps if self.batch_by_length else None
+        if not self.batch_by_length:
+            return None
+        sequences = self.prepare()[split]
+        assert isinstance(sequences, PaddedSequences)  # build() makes every split one
+        return sequences.steps
 
     def spec(self) -> TaskSpec:
         return TaskSpec(kind=self.kind, input_size=N_KEYS, output_size=N_KEYS, per_step=True)
@@ -177,4 +184,5 @@ class MusicTask(Task):
 
     def data_files(self) -> list[Path]:
         self.prepare()
+        assert self.path is not None  # build() sets it
         return [self.path]

@@ -246,6 +246,9 @@ class PairAccuracy(Metric):
         self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
 
+    correct: torch.Tensor  # states added in __init__; torchmetrics' __getattr__ types them loosely
+    total: torch.Tensor
+
     def update(self, distance: torch.Tensor, y: torch.Tensor) -> None:
         same = distance < self.threshold
         self.correct += (same == (y > 0)).sum()

@@ -63,12 +63,12 @@ class Table:
                             at = np.array([i, j])
                             break
                     break
+        assert at is not None  # called only after a conversion failed, so some cell is not a number
         i, j = int(at[0]), int(at[1])
         return DataError(
             f"Non-numeric value {str(picked[i, j])!r} in {self.path} at row {i + 2} (counting the header as "
-            "row 1), "
-            f"column {names[j]!r}. Every value of the columns used must be a finite number; fix the file or "
-            "leave that column out."
+            f"row 1), column {names[j]!r}. Every value of the columns used must be a finite number; fix the "
+            "file or leave that column out."
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from seqlab import names
 from seqlab.tracking.run import TrackedRun
@@ -54,7 +55,7 @@ def network_sections(cfg: Any) -> dict[str, Any]:
     values."""
     from omegaconf import OmegaConf
 
-    sections = {
+    sections: dict[str, Any] = {
         key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "cell", "norm", "loss")
     }
     sections["model"]["param_budget"] = None  # it already chose hidden_size (train writes it into cfg.model)
@@ -73,7 +74,7 @@ def add_run_artifacts(
     from seqlab.tracking.served_model import save_served_model
 
     checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and checkpoint.best_model_path:
+    if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
         run.log_artifact(checkpoint.best_model_path, names.CHECKPOINT_ARTIFACTS)
 
     plots = output_dir / "plots"

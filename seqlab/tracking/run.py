@@ -214,8 +214,7 @@ def finish_run(
     if not logger.flush(wait_s=1.0):
         log.warning(
             "seqlab: the tracking store %s is not answering (%s); waiting up to %.0f s "
-            "(tracking.outage_wait_s) "
-            "for it, the metrics meanwhile kept in %s",
+            "(tracking.outage_wait_s) for it, the metrics meanwhile kept in %s",
             redact(uri),
             logger.store_error,
             wait_s,
@@ -243,11 +242,10 @@ def finish_run(
     spool.save_run(status, tags | {names.SPOOL_TAG: str(spool.directory)})
     message = (
         f"The MLflow tracking store {redact(uri)} did not take run {run_id} within "
-        f"tracking.outage_wait_s={wait_s:g} s "
-        f"({redact(problem)}). Nothing is lost: {n_batches} metric batch(es), {len(artifacts)} artifact(s) "
-        "and the "
-        f"final status {status} are kept in {spool.directory}. When the server is back, upload them with: "
-        f"{as_typed('seqlab-upload')} {spool.directory} --tracking-uri {redact(uri)}"
+        f"tracking.outage_wait_s={wait_s:g} s ({redact(problem)}). Nothing is lost: {n_batches} metric "
+        f"batch(es), {len(artifacts)} artifact(s) and the final status {status} are kept in "
+        f"{spool.directory}. When the server is back, upload them with: {as_typed('seqlab-upload')} "
+        f"{spool.directory} --tracking-uri {redact(uri)}"
     )
     if failing:  # an error is already on its way out: add this one to the log, do not replace it
         log.error("seqlab: %s", message)

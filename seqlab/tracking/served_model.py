@@ -17,11 +17,12 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
+from mlflow.pyfunc import PythonModel
 
 WEIGHTS, NETWORK = "weights", "network"
 
 
-class SequenceNetModel(mlflow.pyfunc.PythonModel):
+class SequenceNetModel(PythonModel):
     """Input: (batch, time, features) float32, or (batch, time) int64 symbols; output: the network's.
 
     The model's explicit signature validates input, so MLflow's type-hint validation is switched off: its

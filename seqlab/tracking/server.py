@@ -51,8 +51,7 @@ def check_reachable(uri: str) -> None:
         problem = str(getattr(exc, "reason", exc))
     raise TrackingError(
         f"The MLflow tracking server {redact(uri)} (tracking.uri / MLFLOW_TRACKING_URI) is not reachable: "
-        f"{problem}. "
-        "seqlab stopped before doing anything: nothing was trained, read or logged. Start the server "
-        "(e.g. `mlflow server --host 127.0.0.1 --port 5000`), fix tracking.uri, or leave it unset to log to "
-        "the local SQLite store outputs/mlflow.db."
+        f"{problem}. seqlab stopped before doing anything: nothing was trained, read or logged. Start the "
+        "server (e.g. `mlflow server --host 127.0.0.1 --port 5000`), fix tracking.uri, or leave it unset to "
+        "log to the local SQLite store outputs/mlflow.db."
     )
