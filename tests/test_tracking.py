@@ -22,6 +22,8 @@ def test_run_carries_checkpoint_plots_model_and_system_figures(make_cfg, client,
     [run] = runs_of(client, cfg.tracking.experiment)
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
+    # a run started on its own stays top-level: no sweep parent, no job number
+    assert names.PARENT_RUN_TAG not in run.data.tags and names.JOB_NUM_TAG not in run.data.tags
     listed = {f.path for f in client.list_artifacts(run_id)}
     assert {"checkpoints", "plots", "model", "config.yaml"} <= listed
     [ckpt] = [f.path for f in client.list_artifacts(run_id, "checkpoints")]

@@ -74,15 +74,6 @@ def test_a_failing_job_makes_the_parent_failed_and_named(tmp_path):
     assert "jobs that did not finish" in output
 
 
-def test_a_single_run_stays_top_level(make_cfg, client):
-    from seqlab.train import train
-
-    cfg = make_cfg()
-    train(cfg)
-    [run] = runs_of(client, cfg.tracking.experiment)
-    assert names.PARENT_RUN_TAG not in run.data.tags and names.JOB_NUM_TAG not in run.data.tags
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_sigterm_to_a_sweep_leaves_no_run_running_and_no_job_process(launcher, tmp_path):
