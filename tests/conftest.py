@@ -42,12 +42,12 @@ def compose_config(overrides: list[str] = ()) -> DictConfig:
 
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory) -> str:
-    """One real SQLite store for the session (creating its schema takes seconds; experiments keep tests apart)."""
+    """One SQLite store for the session (its schema takes seconds to create); experiments keep tests apart."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
 def tiny_config(output_root: Path, tracking_uri: str, *overrides: str, tiny: bool = True) -> DictConfig:
-    """A tiny run of the real config that writes under output_root and, unless one is named, to a fresh experiment."""
+    """A tiny run of the real config writing under output_root, to a new experiment unless one is named."""
     cfg = compose_config([*(TINY if tiny else []), *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_root / f"job-{uuid.uuid4().hex[:8]}")

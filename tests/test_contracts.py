@@ -11,6 +11,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import compose_config
 from omegaconf import DictConfig, open_dict
 
 from seqlab import names
@@ -18,8 +19,6 @@ from seqlab.config import validate
 from seqlab.errors import ConfigError, DataError
 from seqlab.tasks.download import FILES
 from seqlab.train import build
-
-from conftest import compose_config
 
 CONF = Path(importlib.import_module("seqlab.conf").__file__).parent  # what Hydra composes from
 
@@ -42,7 +41,7 @@ def write_series(path: Path, rows: int = 120) -> Path:
 
 
 def compose_case(overrides: list[str], tmp_path: Path) -> DictConfig:
-    """The config `seqlab <overrides>` composes; a task that reads the user's file (task.path) gets a small CSV."""
+    """The config `seqlab <overrides>` composes; a task reading the user's file (task.path) gets a CSV."""
     cfg = compose_config(overrides)
     if cfg.task.get("path", "") is None:
         csv = write_series(tmp_path / "series.csv")
@@ -77,7 +76,7 @@ def shrink(cfg: DictConfig) -> DictConfig:
 
 
 def build_with_data(cfg: DictConfig, data_cache):
-    """build(cfg) reading data files only from the seeded cache: a file missing there skips, or fails under CI."""
+    """build(cfg) reading data only from the seeded cache: a file missing there skips, or fails under CI."""
     cache = data_cache()
     try:
         return build(cfg)
@@ -94,16 +93,25 @@ def train_a_few_batches(cfg: DictConfig, data_cache, tmp_path: Path) -> None:
     task, module = build_with_data(cfg, data_cache)
     before = [p.detach().clone() for p in module.parameters()]
     trainer = L.Trainer(
-        max_steps=2, limit_train_batches=2, limit_val_batches=1, limit_test_batches=1, num_sanity_val_steps=0,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        accelerator="cpu", gradient_clip_val=cfg.trainer.gradient_clip_val, default_root_dir=tmp_path,
+        max_steps=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        limit_test_batches=1,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        default_root_dir=tmp_path,
     )
     trainer.fit(module, datamodule=task)
     losses = {key: float(trainer.callback_metrics[key]) for key in (names.TRAIN_LOSS, names.VAL_LOSS)}
     trainer.test(module, datamodule=task, verbose=False)
     losses[names.TEST_LOSS] = float(trainer.callback_metrics[names.TEST_LOSS])
     assert all(math.isfinite(value) for value in losses.values()), losses
-    moved = [not torch.equal(old, new) for old, new in zip(before, module.parameters())]
+    moved = [not torch.equal(old, new) for old, new in zip(before, module.parameters(), strict=True)]
     assert any(moved), "two optimizer steps left every weight as it was"
 
 

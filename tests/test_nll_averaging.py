@@ -1,10 +1,11 @@
-"""NLL averaging of music runs: the three means on known numbers, and recomputed from a real run's checkpoint."""
+"""NLL averaging of music runs: the three means on known numbers, and recomputed from a real run's weights."""
 
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import require_files, runs_of, tiny_config, use_cache
 from mlflow import MlflowClient
 from omegaconf import DictConfig
 from torch.nn import functional as F
@@ -14,14 +15,15 @@ from seqlab.errors import TrackingError
 from seqlab.reports.nll_averaging import PieceNLLs, best_checkpoint, main, run_nlls
 from seqlab.train import build, train
 
-from conftest import require_files, runs_of, tiny_config, use_cache
-
 
 def test_the_three_means_weight_steps_pieces_and_first_steps_as_documented():
     # a long easy piece and a short hard one: the per-step mean follows the long one, the per-piece mean
     # weights both alike
-    nlls = PieceNLLs(total=torch.tensor([10.0, 6.0], dtype=torch.float64), steps=torch.tensor([10, 2]),
-                     first=torch.tensor([4.0, 5.0], dtype=torch.float64))
+    nlls = PieceNLLs(
+        total=torch.tensor([10.0, 6.0], dtype=torch.float64),
+        steps=torch.tensor([10, 2]),
+        first=torch.tensor([4.0, 5.0], dtype=torch.float64),
+    )
     assert nlls.per_step() == pytest.approx(16 / 12)
     assert nlls.per_piece() == pytest.approx((1.0 + 3.0) / 2)
     assert nlls.without_first_step() == pytest.approx((6.0 + 1.0) / (9 + 1))
@@ -52,18 +54,24 @@ def test_recomputed_per_step_nll_is_the_logged_test_nll_and_per_piece_is_each_pi
     result = run_nlls(client, run_id)
     nlls = result.nlls
     assert (result.dataset, result.cell) == ("jsb", "gru")
-    assert math.isclose(nlls.per_step(), result.logged, rel_tol=1e-5)  # the logged best checkpoint is what was tested
+    assert math.isclose(
+        nlls.per_step(), result.logged, rel_tol=1e-5
+    )  # the logged best checkpoint is what was tested
 
     # per piece by hand, one unpadded piece at a time: batching and padding must not change any piece's NLL
     task, module = build(cfg)
     test = task.splits[names.TEST]
-    module.load_state_dict(torch.load(best_checkpoint(client, run_id, tmp_path), weights_only=True)["state_dict"])
+    module.load_state_dict(
+        torch.load(best_checkpoint(client, run_id, tmp_path), weights_only=True)["state_dict"]
+    )
     module.eval()
     sums, counts = [], []
     with torch.inference_mode():
         for i in range(len(test)):
             piece = test[torch.tensor([i])]
-            nll = F.binary_cross_entropy_with_logits(module.net(piece["x"]), piece["y"], reduction="none").sum(-1)
+            nll = F.binary_cross_entropy_with_logits(
+                module.net(piece["x"]), piece["y"], reduction="none"
+            ).sum(-1)
             sums.append(nll[piece["mask"]].double().sum())
             counts.append(int(piece["mask"].sum()))
     assert sorted(nlls.steps.tolist()) == sorted(counts)  # every piece once (evaluated in length order)
@@ -72,14 +80,17 @@ def test_recomputed_per_step_nll_is_the_logged_test_nll_and_per_piece_is_each_pi
     assert nlls.per_step() == pytest.approx(float(by_hand.sum() / sum(counts)), rel=1e-6)
 
 
-def test_probability_outputs_are_scored_as_probabilities(_seeded_cache, data_cache, tracking_uri, client, tmp_path):
+def test_probability_outputs_are_scored_as_probabilities(
+    _seeded_cache, data_cache, tracking_uri, client, tmp_path
+):
     run_id, _ = _music_run(_seeded_cache, tmp_path, tracking_uri, "loss=bce")
     result = run_nlls(client, run_id)
     assert math.isclose(result.nlls.per_step(), result.logged, rel_tol=1e-5)
 
 
-def test_sweep_expands_to_its_finished_jobs_and_each_cell_gets_its_means(music_run, data_cache, client, tracking_uri,
-                                                                          capsys):
+def test_sweep_expands_to_its_finished_jobs_and_each_cell_gets_its_means(
+    music_run, data_cache, client, tracking_uri, capsys
+):
     run_id, _ = music_run
     experiment_id = client.get_run(run_id).info.experiment_id
     parent = client.create_run(experiment_id, run_name="sweep").info.run_id
@@ -112,7 +123,9 @@ def test_a_run_of_another_task_is_refused_with_the_reason(make_cfg, client, trac
     assert "music task only" in capsys.readouterr().err
 
 
-def test_a_run_without_a_logged_checkpoint_or_a_wrong_sweep_id_is_refused_with_the_reason(client, tracking_uri, tmp_path, capsys):
+def test_a_run_without_a_logged_checkpoint_or_a_wrong_sweep_id_is_refused_with_the_reason(
+    client, tracking_uri, tmp_path, capsys
+):
     experiment_id = client.create_experiment("nll-averaging-no-checkpoint")
     run_id = client.create_run(experiment_id).info.run_id  # as a run that failed before its first checkpoint
     with pytest.raises(TrackingError, match="no checkpoint under its 'checkpoints' artifacts"):

@@ -8,10 +8,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 import pytest
 import torch
+from conftest import compose_config, runs_of, seqlab_env, tiny_config
 from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
 from mlflow import MlflowClient
 
@@ -23,11 +25,17 @@ from seqlab.reproduce.resume import resume_point
 from seqlab.tasks.synthetic import SineTask
 from seqlab.train import train
 
-from conftest import compose_config, runs_of, seqlab_env, tiny_config
-
 # Dropout between two layers: the per-epoch reseeding must replay it for a resume to match.
-SMALL = ["cell=gru", "model.num_layers=2", "model.dropout=0.3", "model.hidden_size=16", "task.window=20",
-         "task.n_train=256", "task.n_val=64", "task.n_test=64"]
+SMALL = [
+    "cell=gru",
+    "model.num_layers=2",
+    "model.dropout=0.3",
+    "model.hidden_size=16",
+    "task.window=20",
+    "task.n_train=256",
+    "task.n_val=64",
+    "task.n_test=64",
+]
 
 
 def val_test_metrics(run) -> dict[str, float]:
@@ -49,8 +57,13 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
 @pytest.fixture(scope="module")
 def original(tracking_uri, tmp_path_factory):
     """One finished run that the rerun and resume tests below rerun, or refuse to resume (it is FINISHED)."""
-    cfg = tiny_config(tmp_path_factory.mktemp("original"), tracking_uri, *SMALL, "trainer.max_epochs=2",
-                      "trainer.limit_train_batches=null")
+    cfg = tiny_config(
+        tmp_path_factory.mktemp("original"),
+        tracking_uri,
+        *SMALL,
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=null",
+    )
     train(cfg)
     [run] = runs_of(MlflowClient(tracking_uri), cfg.tracking.experiment)
     return run
@@ -71,22 +84,33 @@ def test_rerun_repeats_the_run_exactly_as_a_new_run(original, client, tracking_u
     assert len(val_test_metrics(new)) >= 4
     assert history(client, new_id, names.VAL_LOSS) == history(client, original.info.run_id, names.VAL_LOSS)
     differing = {k for k, v in original.data.params.items() if new.data.params.get(k) != v}
-    assert differing == {"paths.output_dir", "trainer.default_root_dir", "callbacks.model_checkpoint.dirpath",
-                         "callbacks.last_checkpoint.dirpath"}
+    assert differing == {
+        "paths.output_dir",
+        "trainer.default_root_dir",
+        "callbacks.model_checkpoint.dirpath",
+        "callbacks.last_checkpoint.dirpath",
+    }
     assert new.data.params["paths.output_dir"].startswith(str(tmp_path / "outputs" / "reruns"))
 
 
 def test_rerun_with_overrides_changes_only_those(original, client, tracking_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
-    new = client.get_run(rerun(original.info.run_id, ["cell=lstm", "seed=3", "optimizer.lr=0.01",
-                                                      "trainer.max_epochs=1"], tracking_uri))
+    new = client.get_run(
+        rerun(
+            original.info.run_id,
+            ["cell=lstm", "seed=3", "optimizer.lr=0.01", "trainer.max_epochs=1"],
+            tracking_uri,
+        )
+    )
 
     assert new.data.tags[names.RERUN_OF] == original.info.run_id
     assert new.data.params["cell.name"] == "lstm"
     assert new.data.params["seed"] == new.data.params["task.seed"] == "3"
     assert new.data.params["optimizer.lr"] == "0.01"
-    assert new.data.params["model.num_layers"] == "2" and new.data.params["task.window"] == "20"  # kept from the run
+    assert (
+        new.data.params["model.num_layers"] == "2" and new.data.params["task.window"] == "20"
+    )  # kept from the run
     assert new.data.metrics[names.VAL_LOSS] != original.data.metrics[names.VAL_LOSS]
 
 
@@ -111,11 +135,15 @@ def test_rerun_warns_when_the_code_differs(original, client, tracking_uri, tmp_p
         (["model.hidden_size=abc"], ["model.hidden_size", "abc"]),
         (["seed=1,2"], ["seed=1,2", "one value"]),
         (["resume=abc"], ["seqlab resume="]),
-        (["model.param_budget=9000", "model.hidden_size=8"], ["model.param_budget", "model.hidden_size", "one of them"]),
+        (
+            ["model.param_budget=9000", "model.hidden_size=8"],
+            ["model.param_budget", "model.hidden_size", "one of them"],
+        ),
     ],
 )
-def test_rerun_refuses_bad_overrides_and_starts_nothing(overrides, words, original, client, tracking_uri, tmp_path,
-                                                        monkeypatch):
+def test_rerun_refuses_bad_overrides_and_starts_nothing(
+    overrides, words, original, client, tracking_uri, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     runs_before = len(siblings(client, original))
     with pytest.raises(ConfigError) as err:
@@ -130,8 +158,19 @@ def test_rerun_refuses_bad_overrides_and_starts_nothing(overrides, words, origin
 def test_rerun_cli_unknown_run_is_one_clear_paragraph(tmp_path):
     db = tmp_path / "mlflow.db"
     done = subprocess.run(
-        [sys.executable, "-m", "seqlab.reproduce.rerun", "0123456789abcdef", "--tracking-uri", f"sqlite:///{db}"],
-        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "seqlab.reproduce.rerun",
+            "0123456789abcdef",
+            "--tracking-uri",
+            f"sqlite:///{db}",
+        ],
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
@@ -159,13 +198,19 @@ class FileSineTask(SineTask):
 def test_every_run_records_its_provenance(make_cfg, client, tmp_path):
     csv = tmp_path / "noise.csv"
     csv.write_text("noise\n0.1\n")
-    cfg = make_cfg("task._target_=test_reproducibility.FileSineTask", f"+task.data_file={csv}",
-                   "trainer.limit_train_batches=1")
+    cfg = make_cfg(
+        "task._target_=test_reproducibility.FileSineTask",
+        f"+task.data_file={csv}",
+        "trainer.limit_train_batches=1",
+    )
     train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     tags = run.data.tags
     assert tags[names.DATA_SHA256] == f"{hashlib.sha256(csv.read_bytes()).hexdigest()}  {csv}"
-    assert tags[names.TORCH_VERSION] == torch.__version__ == "2.13.0+cpu" or tags[names.TORCH_VERSION] == torch.__version__
+    assert (
+        tags[names.TORCH_VERSION] == torch.__version__ == "2.13.0+cpu"
+        or tags[names.TORCH_VERSION] == torch.__version__
+    )
     assert tags[names.LIGHTNING_VERSION] and tags[names.MLFLOW_VERSION]
     assert "trainer.deterministic=True" in tags[names.DETERMINISM]
     assert "torch.deterministic_algorithms=True" in tags[names.DETERMINISM]
@@ -188,7 +233,11 @@ def test_generated_data_has_an_empty_data_hash(original):
 def _start(tmp_path: Path, db: Path, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "seqlab.train", f"tracking.uri=sqlite:///{db}", *overrides],
-        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -206,7 +255,9 @@ def _sigterm_after_first_checkpoint(proc: subprocess.Popen, tmp_path: Path, dela
 def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_subprocess: bool):
     proc = _start(tmp_path, db, *overrides)
     try:
-        output = _sigterm_after_first_checkpoint(proc, tmp_path, delay=0.0 if not resume_in_subprocess else 1.0)
+        output = _sigterm_after_first_checkpoint(
+            proc, tmp_path, delay=0.0 if not resume_in_subprocess else 1.0
+        )
     finally:
         proc.kill()
     assert proc.returncode != 0, output
@@ -229,7 +280,9 @@ def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_sub
     assert resumed.data.tags[names.RESUMED_TAG] == str(interrupted_epochs)
     assert names.SIGNAL_TAG not in resumed.data.tags  # a FINISHED run does not say a signal stopped it
 
-    reference_cfg = compose_config([*overrides, f"tracking.uri=sqlite:///{db}", "tracking.experiment=reference"])
+    reference_cfg = compose_config(
+        [*overrides, f"tracking.uri=sqlite:///{db}", "tracking.experiment=reference"]
+    )
     reference_cfg.paths.output_dir = str(tmp_path / "reference")
     train(reference_cfg)
     [reference] = runs_of(client, "reference")
@@ -244,9 +297,13 @@ def _resume_matches_uninterrupted(tmp_path, client, db, overrides, resume_in_sub
 def test_resume_after_sigterm_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "mlflow.db"
     # Weight noise, like dropout, draws random numbers every batch: the resume must draw the same ones.
-    _resume_matches_uninterrupted(tmp_path, MlflowClient(f"sqlite:///{db}"), db,
-                                  [*SMALL, "trainer.max_epochs=5", "callbacks.weight_noise.std=0.05"],
-                                  resume_in_subprocess=False)
+    _resume_matches_uninterrupted(
+        tmp_path,
+        MlflowClient(f"sqlite:///{db}"),
+        db,
+        [*SMALL, "trainer.max_epochs=5", "callbacks.weight_noise.std=0.05"],
+        resume_in_subprocess=False,
+    )
 
 
 @pytest.mark.integration
@@ -254,10 +311,20 @@ def test_resume_cli_after_a_later_sigterm_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "mlflow.db"
     # Best is epoch 0 only (monitoring the epoch, mode min), so the SIGTERM lands after epochs that saved
     # no best: the resume must start from the last finished epoch, not from the best one.
-    overrides = ["cell=lstm", "model.bidirectional=true", "model.num_layers=2", "model.dropout=0.2",
-                 "model.hidden_size=32", "task=adding", "task.n_train=512", "trainer.max_epochs=8",
-                 "callbacks.model_checkpoint.monitor=epoch"]
-    _resume_matches_uninterrupted(tmp_path, MlflowClient(f"sqlite:///{db}"), db, overrides, resume_in_subprocess=True)
+    overrides = [
+        "cell=lstm",
+        "model.bidirectional=true",
+        "model.num_layers=2",
+        "model.dropout=0.2",
+        "model.hidden_size=32",
+        "task=adding",
+        "task.n_train=512",
+        "trainer.max_epochs=8",
+        "callbacks.model_checkpoint.monitor=epoch",
+    ]
+    _resume_matches_uninterrupted(
+        tmp_path, MlflowClient(f"sqlite:///{db}"), db, overrides, resume_in_subprocess=True
+    )
 
 
 def test_resuming_an_unknown_or_finished_run_is_a_clear_error(original, client, tracking_uri):
@@ -270,9 +337,13 @@ def test_resuming_an_unknown_or_finished_run_is_a_clear_error(original, client, 
     assert again.info.status == "FINISHED" and again.data.metrics == original.data.metrics
 
 
-def test_the_rerun_a_refused_resume_suggests_runs_as_printed(original, client, tracking_uri, tmp_path, monkeypatch):
+def test_the_rerun_a_refused_resume_suggests_runs_as_printed(
+    original, client, tracking_uri, tmp_path, monkeypatch
+):
     """The hint names the run's own store (not the default one) and this environment's script."""
-    monkeypatch.chdir(tmp_path)  # where the user typed `seqlab resume=...` and then types the hint (the rerun's outputs/)
+    monkeypatch.chdir(
+        tmp_path
+    )  # where the user typed `seqlab resume=...` and then types the hint (the rerun's outputs/)
     with pytest.raises(TrackingError, match="it is FINISHED") as refused:
         train(compose_config([f"resume={original.info.run_id}", f"tracking.uri={tracking_uri}"]))
     command = str(refused.value).split("`")[1]
@@ -321,7 +392,10 @@ def test_a_checkpoint_removed_while_its_write_is_queued_is_gone(tmp_path):
     # not have run yet. Upstream AsyncCheckpointIO removes at once, and the late write leaves it behind
     # (if a Lightning release fixes that, this fails: BackgroundCheckpointIO can then be dropped).
     old, new = tmp_path / "best-epoch000.ckpt", tmp_path / "best-epoch001.ckpt"
-    for plugin_class, left in ((AsyncCheckpointIO, {old.name, new.name}), (BackgroundCheckpointIO, {new.name})):
+    for plugin_class, left in (
+        (AsyncCheckpointIO, {old.name, new.name}),
+        (BackgroundCheckpointIO, {new.name}),
+    ):
         for path in (old, new):
             path.unlink(missing_ok=True)
         plugin = plugin_class(SlowCheckpointIO())
@@ -343,8 +417,12 @@ def test_a_background_checkpoint_holds_the_state_at_save_time(tmp_path):
 
 def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, client):
     cfg = make_cfg("trainer.max_epochs=1")
-    cfg.trainer.plugins = [{"_target_": "seqlab.reproduce.checkpoint.BackgroundCheckpointIO",
-                            "checkpoint_io": {"_target_": f"{__name__}.SlowCheckpointIO", "seconds": 0.0, "fail": True}}]
+    cfg.trainer.plugins = [
+        {
+            "_target_": "seqlab.reproduce.checkpoint.BackgroundCheckpointIO",
+            "checkpoint_io": {"_target_": f"{__name__}.SlowCheckpointIO", "seconds": 0.0, "fail": True},
+        }
+    ]
     with pytest.raises(OSError, match="No space left on device"):
         train(cfg)
     (run,) = runs_of(client, cfg.tracking.experiment)
@@ -354,7 +432,7 @@ def test_a_failed_background_write_fails_the_run_and_marks_it_failed(make_cfg, c
 class CheckpointingSeen(L.Callback):
     """Counts the checkpoint callbacks each fit starts with: a config adds it, the test reads `counts`."""
 
-    counts: list[int] = []
+    counts: ClassVar[list[int]] = []
 
     def on_fit_start(self, trainer, pl_module) -> None:
         CheckpointingSeen.counts.append(len(trainer.checkpoint_callbacks))
@@ -368,8 +446,11 @@ def test_switching_both_checkpoint_callbacks_off_saves_no_checkpoint(make_cfg):
     without = ["callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null"]
     CheckpointingSeen.counts.clear()
     saved = {}
-    for case, overrides in {"off": without, "asked for": [*without, "trainer.enable_checkpointing=true"],
-                            "default": []}.items():  # the default: seqlab's best and last
+    for case, overrides in {
+        "off": without,
+        "asked for": [*without, "trainer.enable_checkpointing=true"],
+        "default": [],
+    }.items():  # the default: seqlab's best and last
         cfg = make_cfg("trainer.max_epochs=2", seen, *overrides)
         train(cfg)
         saved[case] = bool(list(Path(cfg.paths.output_dir).rglob("*.ckpt")))
@@ -378,22 +459,23 @@ def test_switching_both_checkpoint_callbacks_off_saves_no_checkpoint(make_cfg):
 
 
 @pytest.mark.parametrize("best_at", ["val/loss", "epoch"])
-def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(best_at, make_cfg, client,
-                                                                                   tmp_path):
+def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weights(
+    best_at, make_cfg, client, tmp_path
+):
     # Monitoring the epoch (mode min) makes epoch 0 the only best: since Lightning 2.6, save_last=True writes
     # last.ckpt only when a best is saved, so it would hold epoch 0 and a resume would redo three epochs.
     cfg = make_cfg(*SMALL, "trainer.max_epochs=4", f"callbacks.model_checkpoint.monitor={best_at}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         returned = train(cfg)
-    # seqlab names the checkpoint it tests: Lightning's ckpt_path="best" warns at every run about two callbacks
+    # seqlab names the checkpoint it tests: Lightning's ckpt_path="best" warns each run about two callbacks
     assert not [w for w in caught if "multiple `ModelCheckpoint`" in str(w.message)]
     folder = Path(cfg.paths.output_dir) / "checkpoints"
     files = sorted(p.name for p in folder.iterdir())
     assert len(files) == 2 and files[1] == "last.ckpt" and files[0].startswith("best-epoch"), files
     last = torch.load(folder / "last.ckpt", weights_only=True)
     assert last["epoch"] == 3
-    # last.ckpt holds what a resume needs; the best one the weights only (a third of Adam's bytes to copy and write)
+    # last.ckpt holds what a resume needs; the best one the weights only (a third of Adam's bytes to write)
     best = torch.load(folder / files[0], weights_only=True)
     assert "optimizer_states" in last and "callbacks" in last
     assert "optimizer_states" not in best and best["state_dict"].keys() == last["state_dict"].keys()
@@ -407,8 +489,9 @@ def test_a_run_leaves_one_best_checkpoint_and_a_last_one_holding_the_final_weigh
         assert logged == [f"{names.CHECKPOINT_ARTIFACTS}/best-epoch000.ckpt"], logged
 
 
-def test_a_resume_finds_last_ckpt_where_callbacks_last_checkpoint_writes_it(make_cfg, client, tracking_uri,
-                                                                           tmp_path):
+def test_a_resume_finds_last_ckpt_where_callbacks_last_checkpoint_writes_it(
+    make_cfg, client, tracking_uri, tmp_path
+):
     # The run's tag names last_checkpoint's folder, not the best callback's (Lightning's checkpoint_callback):
     # a user may point the two at different folders.
     elsewhere = tmp_path / "elsewhere"
@@ -424,13 +507,19 @@ def test_a_resume_finds_last_ckpt_where_callbacks_last_checkpoint_writes_it(make
 
 def test_a_run_without_last_checkpoint_cannot_be_resumed_and_says_why(make_cfg, client, tracking_uri):
     # Lightning's save_last would not do: its last.ckpt is the last best epoch, not the last finished one.
-    cfg = make_cfg(*SMALL, "trainer.max_epochs=1", "~callbacks.last_checkpoint",
-                   "callbacks.model_checkpoint.save_last=true")
+    cfg = make_cfg(
+        *SMALL,
+        "trainer.max_epochs=1",
+        "~callbacks.last_checkpoint",
+        "callbacks.model_checkpoint.save_last=true",
+    )
     train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     assert names.CHECKPOINT_DIR not in run.data.tags
     client.set_terminated(run.info.run_id, "KILLED")
-    with pytest.raises(TrackingError, match=r"records no checkpoint folder.*without callbacks.last_checkpoint"):
+    with pytest.raises(
+        TrackingError, match=r"records no checkpoint folder.*without callbacks.last_checkpoint"
+    ):
         resume_point(compose_config([f"resume={run.info.run_id}", f"tracking.uri={tracking_uri}"]))
 
 
@@ -487,8 +576,13 @@ def test_every_training_batch_starts_from_its_own_seed(make_cfg, tmp_path):
     cfg = make_cfg("seed=7", "trainer.max_epochs=2", "trainer.limit_train_batches=3")
     task, module = build(cfg)
     probe = SeedProbe()
-    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, default_root_dir=str(tmp_path),
-                          callbacks=[BatchReseed(7), probe])
+    trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        enable_checkpointing=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[BatchReseed(7), probe],
+    )
     trainer.fit(module, datamodule=task)
 
     assert [(e, b) for e, b, _ in probe.seen] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]

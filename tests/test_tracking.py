@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import runs_of, seqlab_env
 
 from seqlab import names
 from seqlab.errors import TrackingError
 from seqlab.train import train
-
-from conftest import runs_of, seqlab_env
 
 
 def test_run_carries_checkpoint_plots_model_and_system_figures(make_cfg, client, tmp_path):
@@ -31,7 +30,10 @@ def test_run_carries_checkpoint_plots_model_and_system_figures(make_cfg, client,
     plots = {f.path for f in client.list_artifacts(run_id, "plots")}
     assert plots == {"plots/learning_curves.png", "plots/predictions.png"}
     for plot in plots:
-        assert Path(client.download_artifacts(run_id, plot, str(tmp_path))).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (
+            Path(client.download_artifacts(run_id, plot, str(tmp_path))).read_bytes()[:8]
+            == b"\x89PNG\r\n\x1a\n"
+        )
     metrics = run.data.metrics
     assert metrics[names.TIME_FIT] > 0 and metrics[names.TIME_TEST] > 0
     assert metrics[names.TRAIN_THROUGHPUT] > 0
@@ -41,11 +43,15 @@ def test_run_carries_checkpoint_plots_model_and_system_figures(make_cfg, client,
 import json, mlflow, numpy as np
 mlflow.set_tracking_uri({cfg.tracking.uri!r})
 model = mlflow.pyfunc.load_model("runs:/{run_id}/model")
-example = np.asarray(json.load(open(mlflow.artifacts.download_artifacts("runs:/{run_id}/model/serving_input_example.json")))["inputs"], dtype=np.float32)
+example_file = mlflow.artifacts.download_artifacts("runs:/{run_id}/model/serving_input_example.json")
+example = np.asarray(json.load(open(example_file))["inputs"], dtype=np.float32)
 pred = model.predict(example)
-print(json.dumps({{"shape": list(pred.shape), "finite": bool(np.isfinite(pred).all()), "inputs": model.metadata.get_input_schema().to_json()}}))
+schema = model.metadata.get_input_schema().to_json()
+print(json.dumps({{"shape": list(pred.shape), "finite": bool(np.isfinite(pred).all()), "inputs": schema}}))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=seqlab_env(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=seqlab_env(tmp_path)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["finite"] and answer["shape"] == [2, 1]
@@ -110,6 +116,7 @@ def test_step_metrics_are_written_in_few_requests_and_flush_does_not_wait_out_th
 
     client = CountingClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("burst")).info.run_id
+
     class PatientLogger(MlflowMetricLogger):
         send_every_s = 5.0
 
@@ -140,5 +147,8 @@ def test_the_commands_a_run_ends_with_can_be_typed_as_printed(activated, tmp_pat
     venv = "" if activated else ".venv/bin/"
     assert as_typed("seqlab-compare") == f"{venv}seqlab-compare"
     store = "sqlite:///outputs/mlflow.db"
-    assert ui_command(f"sqlite:///{tmp_path}/outputs/mlflow.db") == f"{venv}mlflow ui --backend-store-uri {store}"
+    assert (
+        ui_command(f"sqlite:///{tmp_path}/outputs/mlflow.db")
+        == f"{venv}mlflow ui --backend-store-uri {store}"
+    )
     assert as_typed("not-installed-here") == "not-installed-here"  # not this environment's: left as named

@@ -11,11 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import seqlab_env
 from mlflow import MlflowClient
 
 from seqlab import names
-
-from conftest import seqlab_env
 
 pytestmark = pytest.mark.integration
 SECRET = "hunter2-secret"
@@ -33,11 +32,28 @@ class MlflowServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}", "--artifacts-destination", str(self.root / "artifacts")],
-            stdout=open(self.root / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with open(self.root / "server.log", "a") as log:  # the server writes to its own copy of the handle
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.root / 'server.db'}",
+                    "--artifacts-destination",
+                    str(self.root / "artifacts"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
@@ -76,9 +92,20 @@ def experiment(request) -> str:
 
 def _seqlab(tmp_path: Path, uri: str, experiment: str, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "seqlab.train", f"tracking.uri={uri}", f"tracking.experiment={experiment}",
-         "tracking.system_metrics=false", *overrides],
-        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "seqlab.train",
+            f"tracking.uri={uri}",
+            f"tracking.experiment={experiment}",
+            "tracking.system_metrics=false",
+            *overrides,
+        ],
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -87,7 +114,9 @@ def _the_run(client: MlflowClient, experiment: str):
     return run
 
 
-def _wait_for_first_epoch(client: MlflowClient, proc: subprocess.Popen, experiment: str, timeout: float = 180) -> str:
+def _wait_for_first_epoch(
+    client: MlflowClient, proc: subprocess.Popen, experiment: str, timeout: float = 180
+) -> str:
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         exp = client.get_experiment_by_name(experiment)
@@ -95,7 +124,9 @@ def _wait_for_first_epoch(client: MlflowClient, proc: subprocess.Popen, experime
         if runs and names.VAL_LOSS in runs[0].data.metrics:
             return runs[0].info.run_id
         time.sleep(0.3)
-    raise AssertionError("training never logged an epoch: " + (proc.stdout.read() if proc.poll() is not None else ""))
+    raise AssertionError(
+        "training never logged an epoch: " + (proc.stdout.read() if proc.poll() is not None else "")
+    )
 
 
 EPOCHS = 6
@@ -125,7 +156,9 @@ def test_end_to_end_against_a_server_with_credentials_in_the_uri(server, experim
     config_yaml = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
     assert SECRET not in config_yaml + str(run.data.params) + str(run.data.tags)
     assert {"checkpoints", "plots", "model"} <= {f.path for f in client.list_artifacts(run.info.run_id)}
-    assert list(server.root.glob(f"artifacts/**/{run.info.run_id}/**/*.ckpt")), "artifacts went to the server's store"
+    assert list(server.root.glob(f"artifacts/**/{run.info.run_id}/**/*.ckpt")), (
+        "artifacts went to the server's store"
+    )
 
 
 def test_a_server_restarted_mid_training_loses_nothing(server, experiment, tmp_path):
@@ -158,9 +191,18 @@ def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, experiment
     assert "seqlab-upload" in output and str(spool) in output, output[-3000:]
     assert (spool / "metrics.jsonl").exists() and list((spool / "artifacts").rglob("*.ckpt"))
     server.start()
-    command = output.split("upload them with: ")[1].splitlines()[0]  # run as printed, where the run was started
-    upload = subprocess.run(command, shell=True, cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True,
-                            text=True, timeout=300)
+    command = output.split("upload them with: ")[1].splitlines()[
+        0
+    ]  # run as printed, where the run was started
+    upload = subprocess.run(
+        command,
+        shell=True,
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert upload.returncode == 0, f"{command}: {upload.stderr[-3000:]}"
     _assert_complete(client, run_id)
     assert not spool.exists()

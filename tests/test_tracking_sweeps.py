@@ -9,18 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY, runs_of, seqlab_env
 from mlflow import MlflowClient
 
 from seqlab import names
-
-from conftest import TINY, runs_of, seqlab_env
 
 
 def _sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, MlflowClient]:
     db = tmp_path / "mlflow.db"
     done = subprocess.run(
         [sys.executable, "-m", "seqlab.train", "-m", f"tracking.uri=sqlite:///{db}", *TINY, *overrides],
-        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return done, MlflowClient(f"sqlite:///{db}")
 
@@ -36,8 +39,14 @@ def _parent_and_children(client: MlflowClient):
 
 @pytest.mark.integration
 def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_parent(tmp_path):
-    done, client = _sweep(tmp_path, "cell=rnn,gru", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                          "tracking.system_metrics=false")
+    done, client = _sweep(
+        tmp_path,
+        "cell=rnn,gru",
+        "seed=0,1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "tracking.system_metrics=false",
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "database is locked" not in output
@@ -46,7 +55,12 @@ def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_paren
     assert parent.info.run_name == "sweep cell=rnn,gru seed=0,1"
     assert parent.data.params["cell"] == "rnn,gru" and parent.data.params["seed"] == "0,1"
     assert parent.data.tags[names.SWEEP_JOBS_TAG] == "4"
-    assert sorted(c.info.run_name for c in children) == ["gru-sine-s0", "gru-sine-s1", "rnn-sine-s0", "rnn-sine-s1"]
+    assert sorted(c.info.run_name for c in children) == [
+        "gru-sine-s0",
+        "gru-sine-s1",
+        "rnn-sine-s0",
+        "rnn-sine-s1",
+    ]
     assert all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.data.tags[names.JOB_NUM_TAG] for c in children) == ["0", "1", "2", "3"]
     threads = str(max(1, (os.cpu_count() or 1) // 2))  # two jobs share the cores
@@ -57,8 +71,14 @@ def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_paren
 
 @pytest.mark.integration
 def test_a_failing_job_makes_the_parent_failed_and_named(tmp_path):
-    done, client = _sweep(tmp_path, "task=adding", "optimizer=sgd", "optimizer.lr=0.01,1e30",
-                          "trainer.limit_train_batches=5", "tracking.system_metrics=false")
+    done, client = _sweep(
+        tmp_path,
+        "task=adding",
+        "optimizer=sgd",
+        "optimizer.lr=0.01,1e30",
+        "trainer.limit_train_batches=5",
+        "tracking.system_metrics=false",
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0, output[-4000:]
     assert "diverged" in output
@@ -66,10 +86,15 @@ def test_a_failing_job_makes_the_parent_failed_and_named(tmp_path):
     # Hydra's basic launcher runs the rest of the batch, then raises: both jobs have runs
     statuses = {c.data.tags[names.JOB_NUM_TAG]: c.info.status for c in children}
     assert statuses == {"0": "FINISHED", "1": "FAILED"}, statuses
-    assert "optimizer.lr=1e+30" in next(c for c in children if c.info.status == "FAILED").data.tags[names.JOB_OVERRIDES_TAG]
+    assert (
+        "optimizer.lr=1e+30"
+        in next(c for c in children if c.info.status == "FAILED").data.tags[names.JOB_OVERRIDES_TAG]
+    )
     assert parent.info.status == "FAILED"
     failed = parent.data.tags[names.FAILED_JOBS_TAG]
-    assert failed.startswith("job 1 (") and "optimizer.lr=1e+30" in failed and "FAILED DivergedError" in failed
+    assert (
+        failed.startswith("job 1 (") and "optimizer.lr=1e+30" in failed and "FAILED DivergedError" in failed
+    )
     assert "job 0" not in failed
     assert "jobs that did not finish" in output
 
@@ -84,9 +109,24 @@ def test_sigterm_to_a_sweep_leaves_no_run_running_and_no_job_process(launcher, t
     db = tmp_path / "mlflow.db"
     extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seqlab.train", "-m", f"tracking.uri=sqlite:///{db}", "task=adding",
-         "cell=rnn,gru", "seed=0,1", "trainer.max_epochs=200", "tracking.system_metrics=false", *extra],
-        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "seqlab.train",
+            "-m",
+            f"tracking.uri=sqlite:///{db}",
+            "task=adding",
+            "cell=rnn,gru",
+            "seed=0,1",
+            "trainer.max_epochs=200",
+            "tracking.system_metrics=false",
+            *extra,
+        ],
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     client = MlflowClient(f"sqlite:///{db}")
     deadline = time.monotonic() + 180
@@ -105,11 +145,13 @@ def test_sigterm_to_a_sweep_leaves_no_run_running_and_no_job_process(launcher, t
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, output[-3000:]
-    gone, alive = psutil.wait_procs(jobs, timeout=30)
+    _, alive = psutil.wait_procs(jobs, timeout=30)
     assert not alive, f"job processes left running: {alive}"
     parent, children = _parent_and_children(client)
     assert parent.info.status == "KILLED", output[-3000:]
-    assert children and all(c.info.status == "KILLED" for c in children), [(c.info.run_name, c.info.status) for c in children]
+    assert children and all(c.info.status == "KILLED" for c in children), [
+        (c.info.run_name, c.info.status) for c in children
+    ]
     assert all(names.SIGNAL_TAG in c.data.tags for c in children)
 
 
@@ -123,11 +165,14 @@ def test_end_sweep_ends_a_job_run_left_running_killed_and_the_parent_too(tmp_pat
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("seqlab")
     parent = client.create_run(experiment_id).info.run_id
-    jobs = [client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: str(i)})
-            for i in range(2)]
+    jobs = [
+        client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: str(i)})
+        for i in range(2)
+    ]
     client.set_terminated(jobs[0].info.run_id, "FINISHED")  # job 1 stays RUNNING
-    config = OmegaConf.create({"tracking": {"uri": uri, "experiment": "seqlab"},
-                               "hydra": {"overrides": {"task": ["seed=0,1"]}}})
+    config = OmegaConf.create(
+        {"tracking": {"uri": uri, "experiment": "seqlab"}, "hydra": {"overrides": {"task": ["seed=0,1"]}}}
+    )
     assert end_sweep(config, parent) == "KILLED"
     assert client.get_run(jobs[0].info.run_id).info.status == "FINISHED"
     stopped = client.get_run(jobs[1].info.run_id)
@@ -144,8 +189,12 @@ def test_resuming_the_stopped_jobs_of_a_sweep_finishes_its_parent(make_cfg, clie
     cfg = make_cfg()
     experiment_id = client.create_experiment(cfg.tracking.experiment)
     parent = client.create_run(experiment_id, tags={names.SWEEP_JOBS_TAG: "3"}).info.run_id
-    jobs = [client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: str(i)}).info.run_id
-            for i in range(3)]
+    jobs = [
+        client.create_run(
+            experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: str(i)}
+        ).info.run_id
+        for i in range(3)
+    ]
     client.set_terminated(jobs[0], "FINISHED")
     for stopped in jobs[1:]:
         client.set_terminated(stopped, "KILLED")
@@ -166,12 +215,18 @@ def test_a_parent_is_settled_only_by_a_full_set_of_finished_jobs(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = client.create_experiment("seqlab")
     parent = client.create_run(experiment_id, tags={names.SWEEP_JOBS_TAG: "2"}).info.run_id
-    job = client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "0"}).info.run_id
+    job = client.create_run(
+        experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "0"}
+    ).info.run_id
     client.set_terminated(job, "FINISHED")
-    assert settle_after_resume(client, parent) == "RUNNING"  # the sweep itself is still going: end_sweep decides
+    assert (
+        settle_after_resume(client, parent) == "RUNNING"
+    )  # the sweep itself is still going: end_sweep decides
     client.set_terminated(parent, "FAILED")
     assert settle_after_resume(client, parent) == "FAILED"  # job 1 has no run at all
     assert client.get_run(parent).info.status == "FAILED"
-    second = client.create_run(experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "1"}).info.run_id
+    second = client.create_run(
+        experiment_id, tags={names.PARENT_RUN_TAG: parent, names.JOB_NUM_TAG: "1"}
+    ).info.run_id
     client.set_terminated(second, "FINISHED")
     assert settle_after_resume(client, parent) == "FINISHED"  # a FAILED parent is settled too
