@@ -29,7 +29,9 @@ def test_the_bare_loop_ends_with_the_weights_seqlab_ends_with(make_cfg, tmp_path
     seqlab_state = torch.load(Path(cfg.callbacks.last_checkpoint.dirpath) / "last.ckpt", weights_only=True)
     train_bare(cfg, checkpoint_dir=tmp_path / "bare")
     bare_state = torch.load(tmp_path / "bare" / "last.pt", weights_only=True)
-    seqlab_weights = {k.removeprefix("net."): v for k, v in seqlab_state["state_dict"].items() if k.startswith("net.")}
+    seqlab_weights = {
+        k.removeprefix("net."): v for k, v in seqlab_state["state_dict"].items() if k.startswith("net.")
+    }
     assert seqlab_weights.keys() == bare_state["model"].keys()
     moved = [k for k, v in seqlab_weights.items() if not torch.equal(v, bare_state["model"][k])]
     assert not moved, moved

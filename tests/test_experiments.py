@@ -1,6 +1,7 @@
 """Every published-result preset composes, validates, and trains a few batches into MLflow."""
 
 import pytest
+from conftest import REPO, compose_config, runs_of
 from omegaconf import OmegaConf
 
 from seqlab import names
@@ -8,17 +9,25 @@ from seqlab.reports.compare import published_for
 from seqlab.tracking.params import flatten
 from seqlab.train import train
 
-from conftest import REPO, compose_config, runs_of
-
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
-DATA_FILE = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat", "musedata": "MuseData.mat",
-             "pianomidi": "Piano_midi.mat", "ETTh1": "ETTh1.csv"}
+DATA_FILE = {
+    "jsb": "JSB_Chorales.mat",
+    "nottingham": "Nottingham.mat",
+    "musedata": "MuseData.mat",
+    "pianomidi": "Piano_midi.mat",
+    "ETTh1": "ETTh1.csv",
+}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_and_trains_a_few_batches(preset, make_cfg, client, data_cache):
-    cfg = make_cfg(f"experiment={preset}", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
-                   "trainer.limit_test_batches=1", "task.batch_size=4")
+    cfg = make_cfg(
+        f"experiment={preset}",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "task.batch_size=4",
+    )
     data_cache(DATA_FILE[cfg.task.dataset])
     train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
@@ -36,7 +45,9 @@ def test_preset_composes_and_trains_a_few_batches(preset, make_cfg, client, data
 SWEPT = {"cell.name": ["gru", "lstm", "rnn"], "task.horizon": ["168", "24", "336", "48", "720"]}
 
 
-@pytest.mark.parametrize("preset", [p for p in PRESETS if "_" in p])  # the dataset presets, not the shared bases
+@pytest.mark.parametrize(
+    "preset", [p for p in PRESETS if "_" in p]
+)  # the dataset presets, not the shared bases
 def test_each_paper_preset_carries_the_papers_number_for_every_job_of_its_sweep(preset):
     cfg = compose_config([f"experiment={preset}"])
     assert cfg.published.source and cfg.published.metric.startswith("test/")

@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import runs_of, seqlab_env
 from mlflow import MlflowClient
 
 from seqlab import names
-
-from conftest import runs_of, seqlab_env
 
 EXTENSION = Path(__file__).parent / "extension"
 SEARCHPATH = f"hydra.searchpath=[file://{EXTENSION / 'conf'}]"
@@ -30,8 +29,12 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _seqlab(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "seqlab.train", *argv], cwd=tmp_path, env=_env(tmp_path),
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "seqlab.train", *argv],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -41,8 +44,16 @@ def sweep(tmp_path_factory) -> tuple[Path, MlflowClient, subprocess.CompletedPro
     tmp_path = tmp_path_factory.mktemp("extension")
     db = tmp_path / "mlflow.db"
     done = _seqlab(
-        tmp_path, "-m", SEARCHPATH, f"tracking.uri=sqlite:///{db}", "cell=scaled_gru,gru", "task=parity",
-        f"model.param_budget={BUDGET}", "seed=0,1", "trainer.max_epochs=2", "tracking.system_metrics=false",
+        tmp_path,
+        "-m",
+        SEARCHPATH,
+        f"tracking.uri=sqlite:///{db}",
+        "cell=scaled_gru,gru",
+        "task=parity",
+        f"model.param_budget={BUDGET}",
+        "seed=0,1",
+        "trainer.max_epochs=2",
+        "tracking.system_metrics=false",
     )
     return tmp_path, MlflowClient(f"sqlite:///{db}"), done
 
@@ -54,7 +65,10 @@ def test_outside_options_train_under_a_parameter_budget(sweep):
     assert sorted(r.data.params["cell.name"] for r in jobs) == ["gru", "gru", "scaled_gru", "scaled_gru"]
     for run in jobs:
         assert run.info.status == "FINISHED"
-        assert run.data.params["loss.name"] == "focal" and run.data.params["task._target_"] == "labext.ParityTask"
+        assert (
+            run.data.params["loss.name"] == "focal"
+            and run.data.params["task._target_"] == "labext.ParityTask"
+        )
         assert abs(int(run.data.params[names.N_PARAMS]) - BUDGET) <= 0.02 * BUDGET
         assert run.info.run_name.startswith(run.data.params["cell.name"] + "-parity-")
 
@@ -69,7 +83,9 @@ model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
 pred = model.predict(np.random.rand(3, 6, 1).astype(np.float32))
 print(json.dumps({{"shape": list(pred.shape), "finite": bool(np.isfinite(pred).all())}}))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=_env(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=_env(tmp_path)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"shape": [3, 2], "finite": True}
 
@@ -78,11 +94,22 @@ def test_outside_cell_shows_in_seqlab_compare(sweep):
     tmp_path, client, _ = sweep
     [parent] = [r for r in runs_of(client, "seqlab") if names.PARENT_RUN_TAG not in r.data.tags]
     done = subprocess.run(
-        [Path(sys.executable).parent / "seqlab-compare", parent.info.run_id, "--tracking-uri", client.tracking_uri],
-        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300,
+        [
+            Path(sys.executable).parent / "seqlab-compare",
+            parent.info.run_id,
+            "--tracking-uri",
+            client.tracking_uri,
+        ],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    labels = {line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line}
+    labels = {
+        line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line
+    }
     assert labels == {"scaled_gru", "gru"}, done.stdout
     assert "cell._target_" not in done.stdout  # the name stands for the choice
     assert "test/accuracy" in done.stdout  # the outside task's metrics: seqlab's default for classification

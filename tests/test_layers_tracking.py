@@ -25,7 +25,13 @@ def test_the_store_is_the_given_uri_else_the_environment_else_outputs_under_the_
 
 
 @pytest.mark.parametrize(
-    "script", ["seqlab.reproduce.rerun", "seqlab.reports.compare", "seqlab.tracking.spool", "seqlab.reports.nll_averaging"]
+    "script",
+    [
+        "seqlab.reproduce.rerun",
+        "seqlab.reports.compare",
+        "seqlab.tracking.spool",
+        "seqlab.reports.nll_averaging",
+    ],
 )
 def test_every_console_script_names_the_same_default_store(script, capsys):
     import importlib
@@ -43,7 +49,9 @@ def test_seqlab_upload_without_a_uri_sends_to_the_store_every_other_command_uses
     spool = tmp_path / "job" / "mlflow-spool"
     spool.mkdir(parents=True)
     (spool / "metrics.jsonl").write_text(json.dumps([["val/loss", 0.5, int(time.time() * 1000), 3]]) + "\n")
-    (spool / "run.json").write_text(json.dumps({"run_id": run_id, "status": "FINISHED", "tags": {"seqlab.spool": str(spool)}}))
+    (spool / "run.json").write_text(
+        json.dumps({"run_id": run_id, "status": "FINISHED", "tags": {"seqlab.spool": str(spool)}})
+    )
 
     from seqlab.tracking.spool import main
 
@@ -66,7 +74,9 @@ def _imports(path: Path, module: str) -> set[str]:
 
 
 def test_the_tracking_reproduce_and_reports_modules_import_without_a_cycle():
-    modules = {".".join(("seqlab", *p.relative_to(PACKAGE).with_suffix("").parts)): p for p in PACKAGE.rglob("*.py")}
+    modules = {
+        ".".join(("seqlab", *p.relative_to(PACKAGE).with_suffix("").parts)): p for p in PACKAGE.rglob("*.py")
+    }
     ours = {m: p for m, p in modules.items() if m.startswith(LAYERS) and not m.endswith("__init__")}
     graph = {m: {i for i in _imports(p, m) if i in ours} for m, p in ours.items()}
 

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import seqlab_env
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from seqlab import names
-
-from conftest import seqlab_env
 
 LEGACY = json.loads((Path(__file__).parent / "data" / "legacy_sweep.json").read_text())
 QUICK = ["trainer.max_epochs=1"]
@@ -53,11 +52,22 @@ def store(tmp_path_factory) -> tuple[MlflowClient, dict[str, str]]:
 def test_seqlab_compare_reads_a_legacy_sweep(store, tmp_path):
     client, ids = store
     done = subprocess.run(
-        [Path(sys.executable).parent / "seqlab-compare", ids["sweep cell=rnn,gru"], "--tracking-uri", client.tracking_uri],
-        cwd=tmp_path, env=seqlab_env(tmp_path), capture_output=True, text=True, timeout=300,
+        [
+            Path(sys.executable).parent / "seqlab-compare",
+            ids["sweep cell=rnn,gru"],
+            "--tracking-uri",
+            client.tracking_uri,
+        ],
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    labels = {line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line}
+    labels = {
+        line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line
+    }
     assert labels == {"rnn", "gru"}, done.stdout
 
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from network_parts import CELLS, parts
 from torchmetrics import MeanSquaredError, MetricCollection
 
 from seqlab.models import cells, losses, norms
@@ -14,8 +15,6 @@ from seqlab.models.module import SequenceModule
 from seqlab.models.network import count_parameters
 from seqlab.models.options import READOUTS, NetworkOptions
 from seqlab.spec import TaskKind, TaskSpec
-
-from network_parts import CELLS, parts
 
 SEQ = TaskSpec(kind=TaskKind.REGRESSION, input_size=3, output_size=2)
 STEP = TaskSpec(kind=TaskKind.CLASSIFICATION, input_size=1, output_size=5, vocab_size=7, per_step=True)
@@ -34,8 +33,18 @@ def SequenceNet(spec, output_layer=None, **options):  # noqa: N802
     list(itertools.product(CELLS, READOUTS, [False, True], ["none", "batch", "layer", "group"])),
 )
 def test_sequence_to_vector_shapes(cell, readout, bidirectional, norm):
-    net = SequenceNet(SEQ, cell=cell, hidden_size=8, num_layers=2, dropout=0.1, readout=readout,
-                      attention_heads=2, bidirectional=bidirectional, norm=norm, num_groups=2)
+    net = SequenceNet(
+        SEQ,
+        cell=cell,
+        hidden_size=8,
+        num_layers=2,
+        dropout=0.1,
+        readout=readout,
+        attention_heads=2,
+        bidirectional=bidirectional,
+        norm=norm,
+        num_groups=2,
+    )
     out = net(torch.randn(4, 11, 3))
     assert out.shape == (4, 2)
     out.sum().backward()
@@ -53,7 +62,9 @@ def test_bidirectional_last_readout_uses_each_direction_where_it_ends():
 
 @pytest.mark.parametrize("pool", ["none", "max", "avg"])
 def test_conv_frontend_downsamples_time(pool):
-    net = SequenceNet(SEQ, frontend="conv1d", conv_channels=6, conv_kernel=3, pool=pool, pool_size=2, hidden_size=8)
+    net = SequenceNet(
+        SEQ, frontend="conv1d", conv_channels=6, conv_kernel=3, pool=pool, pool_size=2, hidden_size=8
+    )
     x = torch.randn(2, 10, 3)
     steps = net.frontend(x).shape[1]
     assert steps == (10 if pool == "none" else 5)
@@ -120,10 +131,13 @@ def test_head_hidden_zero_is_a_linear_read_out_and_the_budget_goes_to_the_cell()
     assert sizes[0] > sizes[None]  # without the hidden layer, more of the budget is the recurrent state
 
 
-@pytest.mark.parametrize("norm,looks_ahead", [("none", False), ("layer", False), ("batch", False), ("group", True)])
+@pytest.mark.parametrize(
+    "norm,looks_ahead", [("none", False), ("layer", False), ("batch", False), ("group", True)]
+)
 def test_which_norms_let_a_step_see_later_steps(norm, looks_ahead):
     """Why causal tasks refuse norm=group: its statistics span the whole sequence, so an earlier step's
-    output moves when a later input does (batch norm evaluates with running statistics, layer norm per step)."""
+    output moves when a later input does (batch norm evaluates with running statistics, layer norm per
+    step)."""
     torch.manual_seed(0)
     net = SequenceNet(STEP, cell="gru", hidden_size=8, norm=norm, num_groups=2).eval()
     x = torch.randint(0, 7, (1, 20))
@@ -157,7 +171,7 @@ def test_batch_norm_takes_its_statistics_over_the_real_steps_of_a_padded_batch()
         net = copy.deepcopy(fresh)
         x, mask = padded(pieces, steps)
         runs[steps] = (net(x, mask)[mask], net.norm.norm.running_mean, net.norm.norm.running_var)
-    for short, long in zip(runs[12], runs[30]):
+    for short, long in zip(runs[12], runs[30], strict=False):
         assert torch.allclose(short, long, atol=1e-6)
 
     # and the statistics are exactly those of the real steps: BatchNorm1d over h[mask]
@@ -193,23 +207,34 @@ def test_the_lightning_module_hands_the_batch_mask_to_the_network():
     nor, through batch norm, the real steps' outputs."""
     torch.manual_seed(0)
     pieces = [torch.rand(4, 6), torch.rand(10, 6)]
-    fresh = SequenceModule(SequenceNet(MUSIC, cell="lstm", hidden_size=8, norm="batch"), losses.BCEWithLogits(),
-                           optimizer=torch.optim.Adam, metrics=MetricCollection([MeanSquaredError()]))
+    fresh = SequenceModule(
+        SequenceNet(MUSIC, cell="lstm", hidden_size=8, norm="batch"),
+        losses.BCEWithLogits(),
+        optimizer=torch.optim.Adam,
+        metrics=MetricCollection([MeanSquaredError()]),
+    )
     outputs = []
     for steps in (10, 25):
         x, mask = padded(pieces, steps)
         outputs.append(copy.deepcopy(fresh)._outputs({"x": x, "y": (x > 0.5).float(), "mask": mask}))
     assert outputs[0][0].shape == (14, 6)
-    assert torch.allclose(outputs[0][0], outputs[1][0], atol=1e-6) and torch.equal(outputs[0][1], outputs[1][1])
+    assert torch.allclose(outputs[0][0], outputs[1][0], atol=1e-6) and torch.equal(
+        outputs[0][1], outputs[1][1]
+    )
 
 
-BATCH_NORM_KEYS = {f"norm.norm.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+BATCH_NORM_KEYS = {
+    f"norm.norm.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+}
 
 
-@pytest.mark.parametrize("norm,keys", [("none", set()), ("layer", {"norm.weight", "norm.bias"}), ("batch", BATCH_NORM_KEYS)])
+@pytest.mark.parametrize(
+    "norm,keys", [("none", set()), ("layer", {"norm.weight", "norm.bias"}), ("batch", BATCH_NORM_KEYS)]
+)
 def test_every_norm_takes_the_mask_and_keeps_its_checkpoint_keys(norm, keys):
     # encode hands the mask to whichever norm there is; only batch norm reads it, and in evaluation every
-    # norm's real steps come out the same with or without it. Keys as before the mask, so old checkpoints load.
+    # norm's real steps come out the same with or without it. Keys as before the mask, so old checkpoints
+    # load.
     net = SequenceNet(MUSIC, cell="gru", hidden_size=8, norm=norm).eval()
     x = torch.rand(2, 6, 6)
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
@@ -222,10 +247,13 @@ def test_the_network_module_imports_torch_only():
     Hydra, torchmetrics or MLflow."""
     code = (
         "import sys, seqlab.models.network, seqlab.models.cells, seqlab.models.norms; "
-        "print(sorted(m for m in ('lightning', 'hydra', 'omegaconf', 'torchmetrics', 'mlflow', 'seqlab.config') "
+        "print(sorted(m for m in "
+        "('lightning', 'hydra', 'omegaconf', 'torchmetrics', 'mlflow', 'seqlab.config') "
         "if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
@@ -234,7 +262,9 @@ def test_tasks_import_neither_hydra_nor_the_config():
         "import sys, seqlab.tasks.synthetic, seqlab.tasks.ett, seqlab.tasks.music, seqlab.tasks.csvfile; "
         "print(sorted(m for m in ('hydra', 'omegaconf', 'seqlab.config', 'mlflow') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 

@@ -53,7 +53,13 @@ def test_pairs_show_the_distances_of_same_and_different_pairs_with_the_threshold
     assert min(bar.get_x() for bar in different if bar.get_height()) >= 0.5
     assert len(bars) == len(same) + len(different)
     assert [line for line in ax.lines if set(line.get_xdata()) == {0.5}]  # the threshold, a vertical line
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["different classes", "same class", "threshold 0.5"]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "different classes",
+        "same class",
+        "threshold 0.5",
+    ]
     plt.close(fig)
-    path = predictions_vs_truth(np.zeros((50, 8, 1)), truth, distance, "similarity", tmp_path / "p.png", "s", threshold=0.5)
+    path = predictions_vs_truth(
+        np.zeros((50, 8, 1)), truth, distance, "similarity", tmp_path / "p.png", "s", threshold=0.5
+    )
     assert path.stat().st_size > 0

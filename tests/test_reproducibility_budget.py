@@ -1,23 +1,21 @@
 """model.param_budget: the hidden size whose exact parameter count is closest to the budget."""
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
+from conftest import compose_config, runs_of
+from network_parts import parts
 
 from seqlab import names
 from seqlab.config import validate
 from seqlab.errors import ConfigError
-from dataclasses import replace
-
 from seqlab.models import budget
 from seqlab.models.network import count_parameters
 from seqlab.preflight import preflight
 from seqlab.spec import TaskKind, TaskSpec
 from seqlab.train import train
-
-from conftest import compose_config, runs_of
-from network_parts import parts
 
 
 def hidden_size_for_budget(target, spec, **options):
@@ -32,6 +30,7 @@ def count_for_hidden_size(spec, hidden, **options):
 def build_network(spec, param_budget, **options):
     cell, norm, shape = parts(**options)
     return budget.build_network(spec, cell, norm, param_budget=param_budget, **vars(shape))
+
 
 SEQ = TaskSpec(kind=TaskKind.REGRESSION, input_size=2, output_size=1)
 MUSIC = TaskSpec(kind=TaskKind.MULTILABEL, input_size=88, output_size=88, per_step=True)  # Chung et al. 2014
@@ -94,8 +93,9 @@ def test_budget_run_logs_the_chosen_hidden_size_and_count(make_cfg, client):
     params = run.data.params
     assert params["model.param_budget"] == "12000"
     assert abs(int(params[names.N_PARAMS]) - 12000) <= 240
-    assert int(params["model.hidden_size"]) == hidden_size_for_budget(12000, SEQ.__class__(
-        kind=TaskKind.REGRESSION, input_size=1, output_size=1), cell="rnn")
+    assert int(params["model.hidden_size"]) == hidden_size_for_budget(
+        12000, SEQ.__class__(kind=TaskKind.REGRESSION, input_size=1, output_size=1), cell="rnn"
+    )
 
 
 def test_budget_lets_group_norm_pick_a_divisible_width():
@@ -105,9 +105,15 @@ def test_budget_lets_group_norm_pick_a_divisible_width():
 @pytest.mark.parametrize(
     "argv,words",
     [
-        (["model.param_budget=20000", "model.hidden_size=32"], ["model.param_budget", "model.hidden_size", "one of them"]),
+        (
+            ["model.param_budget=20000", "model.hidden_size=32"],
+            ["model.param_budget", "model.hidden_size", "one of them"],
+        ),
         (["model.param_budget=0"], ["model.param_budget=0", ">= 1"]),
-        (["-m", "cell=rnn,gru", "model.param_budget=20000", "model.hidden_size=8"], ["model.param_budget", "sweep job"]),
+        (
+            ["-m", "cell=rnn,gru", "model.param_budget=20000", "model.hidden_size=8"],
+            ["model.param_budget", "sweep job"],
+        ),
     ],
 )
 def test_budget_errors_are_one_clear_paragraph(argv, words):

@@ -5,13 +5,12 @@ import uuid
 
 import pytest
 import torch
+from conftest import compose_config
 from mlflow import MlflowClient
 
 from seqlab import names
 from seqlab.errors import TrackingError
 from seqlab.reproduce.resume import resume_point
-
-from conftest import compose_config
 
 
 class WritesAFile:
@@ -36,7 +35,10 @@ def _refused(client: MlflowClient, run_id: str, tracking_uri: str) -> str:
     with pytest.raises(TrackingError) as refused:
         resume_point(compose_config([f"resume={run_id}", f"tracking.uri={tracking_uri}"]))
     after = client.get_run(run_id)
-    assert (after.info.status, after.data.tags) == (before.info.status, before.data.tags)  # the run is untouched
+    assert (after.info.status, after.data.tags) == (
+        before.info.status,
+        before.data.tags,
+    )  # the run is untouched
     return str(refused.value)
 
 
@@ -45,8 +47,10 @@ def test_a_checkpoint_holding_pickled_code_is_refused_and_the_code_never_runs(cl
     folder = tmp_path / "checkpoints"
     folder.mkdir()
     run_id = _stopped_run(client, folder)
-    torch.save({"epoch": 0, names.CHECKPOINT_RUN_ID: run_id, "payload": WritesAFile(side_effect)},
-               folder / names.LAST_CHECKPOINT)
+    torch.save(
+        {"epoch": 0, names.CHECKPOINT_RUN_ID: run_id, "payload": WritesAFile(side_effect)},
+        folder / names.LAST_CHECKPOINT,
+    )
 
     message = _refused(client, run_id, tracking_uri)
 

@@ -2,16 +2,15 @@
 
 import pytest
 import torch
+from conftest import compose_config, runs_of
 
 from seqlab import names
-from seqlab.errors import ConfigError
 from seqlab.config import validate
+from seqlab.errors import ConfigError
 from seqlab.tasks.digits import DigitsTask
 from seqlab.tasks.synthetic import BLANK, CopyTask, MackeyGlassTask, SimilarityTask, mackey_glass
 from seqlab.tasks.windows import WindowSplit
 from seqlab.train import train
-
-from conftest import compose_config, runs_of
 
 SMALL = {
     "copy": ["task.delay=5", "task.n_train=256", "task.n_val=64", "task.n_test=64"],

@@ -10,14 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import runs_of, seqlab_env
 from mlflow import MlflowClient
 
 from seqlab import names
 from seqlab.callbacks import DivergenceGuard
 from seqlab.errors import DivergedError
 from seqlab.train import train
-
-from conftest import runs_of, seqlab_env
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -47,8 +46,14 @@ def test_each_cell_trains_and_lands_in_mlflow(cell, make_cfg, client):
 def test_train_loss_is_the_epoch_mean_and_step_loss_follows_log_every_n_steps(make_cfg, client):
     # 8 batches an epoch, 3 epochs: the step loss lands on steps 4, 9, 14, 19 (Lightning's rule for
     # log_every_n_steps=5), the epoch loss once per epoch, at the epoch's last step.
-    cfg = make_cfg("task=adding", "task.n_train=256", "task.batch_size=32", "trainer.max_epochs=3",
-                   "trainer.limit_train_batches=null", "trainer.log_every_n_steps=5")
+    cfg = make_cfg(
+        "task=adding",
+        "task.n_train=256",
+        "task.batch_size=32",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=null",
+        "trainer.log_every_n_steps=5",
+    )
     train(cfg)
     run_id = runs_of(client, cfg.tracking.experiment)[0].info.run_id
     steps = lambda key: [m.step for m in client.get_metric_history(run_id, key)]  # noqa: E731
@@ -92,7 +97,7 @@ def test_every_epoch_is_logged(make_cfg, client):
 
 def test_diverging_run_fails_with_a_clear_error_and_a_failed_run(make_cfg, client):
     cfg = make_cfg("optimizer=sgd", "optimizer.lr=1e30", "trainer.limit_train_batches=5", "task=adding")
-    with pytest.raises(DivergedError, match="diverged.*optimizer.lr"):
+    with pytest.raises(DivergedError, match=r"diverged.*optimizer\.lr"):
         train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     assert run.info.status == "FAILED"
@@ -107,7 +112,11 @@ def test_the_divergence_guard_reads_a_loss_a_step_late_but_before_validation_or_
     guard.on_train_batch_end(at(0, 2), None, {"loss": nan}, None, 1)  # not read yet
     with pytest.raises(DivergedError, match="became nan at epoch 0, step 2"):  # the step it diverged at
         guard.on_train_batch_end(at(0, 3), None, {"loss": torch.tensor(0.4)}, None, 2)
-    for epoch_end in (guard.on_validation_start, guard.on_train_epoch_end, guard.on_train_end):  # the last step
+    for epoch_end in (
+        guard.on_validation_start,
+        guard.on_train_epoch_end,
+        guard.on_train_end,
+    ):  # the last step
         guard.on_train_batch_end(at(1, 7), None, torch.tensor(float("inf")), None, 0)
         with pytest.raises(DivergedError, match="became inf at epoch 1, step 7"):
             epoch_end(at(1, 7), None)
@@ -119,8 +128,14 @@ def test_a_diverged_epoch_is_neither_validated_nor_checkpointed(validated, make_
     # One step an epoch: the guard reads the diverged loss no step later, so it must read it before the
     # epoch's validation (or, without validation, before the checkpoint callbacks' epoch end).
     overrides = [] if validated else ["trainer.limit_val_batches=0", "callbacks.model_checkpoint=null"]
-    cfg = make_cfg("optimizer=sgd", "optimizer.lr=1e30", "trainer.limit_train_batches=1", "trainer.max_epochs=6",
-                   "task=adding", *overrides)
+    cfg = make_cfg(
+        "optimizer=sgd",
+        "optimizer.lr=1e30",
+        "trainer.limit_train_batches=1",
+        "trainer.max_epochs=6",
+        "task=adding",
+        *overrides,
+    )
     with pytest.raises(DivergedError) as raised:
         train(cfg)
     diverged_at = int(re.search(r"at epoch (\d+)", str(raised.value)).group(1))
@@ -135,9 +150,20 @@ def test_a_diverged_epoch_is_neither_validated_nor_checkpointed(validated, make_
 
 def _start_long_run(tmp_path: Path, db: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "seqlab.train", f"tracking.uri=sqlite:///{db}", "trainer.max_epochs=1000",
-         "task.n_train=20000", "cell=lstm"],
-        cwd=tmp_path, env=seqlab_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "seqlab.train",
+            f"tracking.uri=sqlite:///{db}",
+            "trainer.max_epochs=1000",
+            "task.n_train=20000",
+            "cell=lstm",
+        ],
+        cwd=tmp_path,
+        env=seqlab_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -154,6 +180,7 @@ def _wait_for_training(db: Path, timeout: float = 180) -> tuple[MlflowClient, st
     raise AssertionError("training never logged an epoch")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_marks_the_run_killed_and_exits_nonzero(tmp_path: Path, signum):
     db = tmp_path / "mlflow.db"
@@ -191,10 +218,18 @@ def test_val_and_test_metrics_are_means_over_the_whole_split_weighted_by_batch_s
 
     from seqlab.train import build
 
-    cfg = make_cfg("task=adding", "task.n_val=100", "task.n_test=100", "task.batch_size=32", "trainer.limit_val_batches=null",
-                   "trainer.limit_test_batches=null")
+    cfg = make_cfg(
+        "task=adding",
+        "task.n_val=100",
+        "task.n_test=100",
+        "task.batch_size=32",
+        "trainer.limit_val_batches=null",
+        "trainer.limit_test_batches=null",
+    )
     task, module = build(cfg)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     for stage, run in (("val", trainer.validate), ("test", trainer.test)):
         [logged] = run(module, datamodule=task, verbose=False)
         loader = task.val_dataloader() if stage == "val" else task.test_dataloader()
@@ -206,7 +241,7 @@ def test_val_and_test_metrics_are_means_over_the_whole_split_weighted_by_batch_s
                 losses.append(float(module.loss(out, y)))
                 abs_errors.append((out - y).abs().reshape(-1))
         assert sizes[-1] != sizes[0]
-        expected_loss = sum(n * v for n, v in zip(sizes, losses)) / sum(sizes)
+        expected_loss = sum(n * v for n, v in zip(sizes, losses, strict=False)) / sum(sizes)
         assert logged[f"{stage}/loss"] == pytest.approx(expected_loss, rel=1e-5)
         assert logged[f"{stage}/mse"] == pytest.approx(expected_loss, rel=1e-5)  # MSE loss: the same figure
         assert logged[f"{stage}/mae"] == pytest.approx(float(torch.cat(abs_errors).mean()), rel=1e-5)
@@ -225,7 +260,9 @@ def test_a_nan_validation_batch_makes_the_epoch_loss_nan_not_silently_dropped(ma
     cfg = make_cfg("task=adding", "task.n_val=128", "task.batch_size=32", "trainer.limit_val_batches=null")
     task, module = build(cfg)
     task.splits["val"].tensors["x"][0, 0, 0] = float("nan")
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     [logged] = trainer.validate(module, datamodule=task, verbose=False)
     assert torch.isnan(torch.tensor(logged["val/loss"]))
 
@@ -233,7 +270,8 @@ def test_a_nan_validation_batch_makes_the_epoch_loss_nan_not_silently_dropped(ma
 def test_the_libraries_per_run_notices_stay_quiet_after_they_are_imported():
     """On a GPU, Lightning logs `LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]` at INFO for each run (twice per
     run in a benchmark's report, seen on an H100), and MLflow that it started and stopped monitoring system
-    metrics; importing either sets its package logger to INFO. seqlab's runs and benchmarks share one switch."""
+    metrics; importing either sets its package logger to INFO. seqlab's runs and benchmarks share one
+    switch."""
     import logging
 
     from seqlab.train import quiet_library_notices
@@ -242,7 +280,10 @@ def test_the_libraries_per_run_notices_stay_quiet_after_they_are_imported():
     import lightning.pytorch  # noqa: F401
     import mlflow.system_metrics.system_metrics_monitor  # noqa: F401
 
-    for notice in ("lightning.pytorch.accelerators.cuda", "mlflow.system_metrics.system_metrics_monitor",
-                   "mlflow.store.db.utils"):
+    for notice in (
+        "lightning.pytorch.accelerators.cuda",
+        "mlflow.system_metrics.system_metrics_monitor",
+        "mlflow.store.db.utils",
+    ):
         assert not logging.getLogger(notice).isEnabledFor(logging.INFO), notice
         assert logging.getLogger(notice).isEnabledFor(logging.WARNING), notice

@@ -17,11 +17,18 @@ class ScaledGRU(nn.Module):
     """A GRU whose outputs are multiplied by `gain`: any module with seqlab's cell call fits."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
-        dropout: float = 0.0, gain: float = 1.0,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        gain: float = 1.0,
     ) -> None:
         super().__init__()
-        self.gru = nn.GRU(input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+        self.gru = nn.GRU(
+            input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional
+        )
         self.gain = gain
 
     @classmethod
@@ -40,8 +47,15 @@ class ParityTask(Task):
     name = "parity"
     kind = TaskKind.CLASSIFICATION
 
-    def __init__(self, length: int = 6, n_train: int = 256, n_val: int = 64, n_test: int = 64,
-                 batch_size: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self,
+        length: int = 6,
+        n_train: int = 256,
+        n_val: int = 64,
+        n_test: int = 64,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         self.length, self.sizes = length, (n_train, n_val, n_test)
 
@@ -49,8 +63,11 @@ class ParityTask(Task):
         bits = torch.randint(0, 2, (sum(self.sizes), self.length), generator=seeded_generator(self.seed))
         x, y = bits.float().unsqueeze(-1), bits.sum(1) % 2
         a, b = self.sizes[0], self.sizes[0] + self.sizes[1]
-        return {"train": TensorSplit(x=x[:a], y=y[:a]), "val": TensorSplit(x=x[a:b], y=y[a:b]),
-                "test": TensorSplit(x=x[b:], y=y[b:])}
+        return {
+            "train": TensorSplit(x=x[:a], y=y[:a]),
+            "val": TensorSplit(x=x[a:b], y=y[a:b]),
+            "test": TensorSplit(x=x[b:], y=y[b:]),
+        }
 
     def spec(self) -> TaskSpec:
         return TaskSpec(kind=self.kind, input_size=1, output_size=2)
