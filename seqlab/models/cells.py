@@ -15,10 +15,15 @@ from seqlab.checks import one_of
 NONLINEARITIES = ("tanh", "relu")
 
 
-def _between_layers(num_layers: int, dropout: float) -> float:
-    return (
-        dropout if num_layers > 1 else 0.0
-    )  # torch applies it between stacked layers only, and warns otherwise
+def _layers(num_layers: int, bidirectional: bool, dropout: float) -> dict[str, Any]:
+    """torch's keyword arguments for seqlab's call: batch-first, and dropout only where torch applies it
+    (between stacked layers; with one layer torch would warn and ignore it)."""
+    return {
+        "num_layers": num_layers,
+        "batch_first": True,
+        "bidirectional": bidirectional,
+        "dropout": dropout if num_layers > 1 else 0.0,
+    }
 
 
 class RNN(nn.RNN):
@@ -33,15 +38,8 @@ class RNN(nn.RNN):
         dropout: float = 0.0,
         nonlinearity: str = "tanh",
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            nonlinearity=nonlinearity,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=_between_layers(num_layers, dropout),
-        )
+        layers = _layers(num_layers, bidirectional, dropout)
+        super().__init__(input_size, hidden_size, nonlinearity=nonlinearity, **layers)
 
     @classmethod
     def check(cls, options: Mapping[str, Any]) -> None:
@@ -59,14 +57,7 @@ class LSTM(nn.LSTM):
         bidirectional: bool = False,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=_between_layers(num_layers, dropout),
-        )
+        super().__init__(input_size, hidden_size, **_layers(num_layers, bidirectional, dropout))
 
 
 class GRU(nn.GRU):
@@ -80,11 +71,4 @@ class GRU(nn.GRU):
         bidirectional: bool = False,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=_between_layers(num_layers, dropout),
-        )
+        super().__init__(input_size, hidden_size, **_layers(num_layers, bidirectional, dropout))
