@@ -1,6 +1,8 @@
 """Shared fixtures: real configs composed with Hydra's compose API, a real SQLite MLflow store."""
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -132,3 +134,22 @@ def data_cache(_seeded_cache: Path, monkeypatch) -> Callable[..., Path]:
     """Point SEQLAB_DATA_DIR at the seeded cache; `data_cache("ETTh1.csv", ...)` requires those files."""
     use_cache(monkeypatch, _seeded_cache)
     return lambda *file_names: require_files(_seeded_cache, *file_names)
+
+
+def seqlab_compare(
+    parent_run_id: str, tracking_uri: str, cwd: Path, env: dict[str, str]
+) -> tuple[str, set[str]]:
+    """`seqlab-compare <parent>` as a user runs it: its output and the cell names its rows show."""
+    done = subprocess.run(
+        [Path(sys.executable).parent / "seqlab-compare", parent_run_id, "--tracking-uri", tracking_uri],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    cells = {
+        line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line
+    }
+    return done.stdout, cells

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import runs_of, seqlab_env
+from conftest import runs_of, seqlab_compare, seqlab_env
 from mlflow import MlflowClient
 
 from seqlab import names
@@ -93,26 +93,10 @@ print(json.dumps({{"shape": list(pred.shape), "finite": bool(np.isfinite(pred).a
 def test_outside_cell_shows_in_seqlab_compare(sweep):
     tmp_path, client, _ = sweep
     [parent] = [r for r in runs_of(client, "seqlab") if names.PARENT_RUN_TAG not in r.data.tags]
-    done = subprocess.run(
-        [
-            Path(sys.executable).parent / "seqlab-compare",
-            parent.info.run_id,
-            "--tracking-uri",
-            client.tracking_uri,
-        ],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    labels = {
-        line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line
-    }
-    assert labels == {"scaled_gru", "gru"}, done.stdout
-    assert "cell._target_" not in done.stdout  # the name stands for the choice
-    assert "test/accuracy" in done.stdout  # the outside task's metrics: seqlab's default for classification
+    stdout, cells = seqlab_compare(parent.info.run_id, client.tracking_uri, tmp_path, _env(tmp_path))
+    assert cells == {"scaled_gru", "gru"}, stdout
+    assert "cell._target_" not in stdout  # the name stands for the choice
+    assert "test/accuracy" in stdout  # the outside task's metrics: seqlab's default for classification
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,10 @@ as that version left it, and reads it back with today's seqlab-compare and seqla
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import seqlab_env
+from conftest import seqlab_compare, seqlab_env
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
@@ -51,24 +49,10 @@ def store(tmp_path_factory) -> tuple[MlflowClient, dict[str, str]]:
 
 def test_seqlab_compare_reads_a_legacy_sweep(store, tmp_path):
     client, ids = store
-    done = subprocess.run(
-        [
-            Path(sys.executable).parent / "seqlab-compare",
-            ids["sweep cell=rnn,gru"],
-            "--tracking-uri",
-            client.tracking_uri,
-        ],
-        cwd=tmp_path,
-        env=seqlab_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout, cells = seqlab_compare(
+        ids["sweep cell=rnn,gru"], client.tracking_uri, tmp_path, seqlab_env(tmp_path)
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    labels = {
-        line.split("cell.name=")[1].split()[0] for line in done.stdout.splitlines() if "cell.name=" in line
-    }
-    assert labels == {"rnn", "gru"}, done.stdout
+    assert cells == {"rnn", "gru"}, stdout
 
 
 @pytest.mark.parametrize("name", ["rnn-sine-s0", "gru-sine-s0"])
