@@ -6,15 +6,24 @@ be parameters of its target. `validate` runs each target's own checks and the ru
 before any data is built or any MLflow run is created.
 """
 
+import collections.abc
+import contextlib
 import difflib
+import enum
 import inspect
-from collections.abc import Set
+import logging
+import os
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, cast, get_args
+from pathlib import PurePath
+from typing import Any, Literal, Union, cast, get_args, get_origin
 
 from hydra.core.config_store import ConfigStore
-from hydra.utils import get_object
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seqlab import names
 from seqlab.checks import at_least
@@ -158,10 +167,268 @@ def _check_target_section(
         for key in node:
             if key not in _INSTANTIATE_KEYS and key not in allowed:
                 raise _unknown_key(path, str(key), allowed)
+    check_types(node, path, target)
     check = getattr(target, "check", None)
     if inspect.ismethod(check):  # a classmethod; another library's target may have an unrelated `check`
         check(node)
     return target
+
+
+# --- values against their target's signature ------------------------------------------------------
+
+
+def resolved_options(node: DictConfig) -> dict[str, Any]:
+    """A `_target_` section's options as plain values; one that cannot be resolved yet (a `${hydra:...}`
+    path outside a Hydra job) is left out, and its target's default stands in for it in a trial build."""
+    options = {}
+    for key in node:
+        if key in _INSTANTIATE_KEYS:
+            continue
+        try:
+            value = node[key]
+            if isinstance(value, DictConfig | ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+        except Exception:
+            continue
+        options[str(key)] = value
+    return options
+
+
+def _annotations(target: Any) -> dict[str, Any]:
+    """The target's parameter annotations as types; one that cannot be evaluated is left unjudged."""
+    function = cast(Any, target).__init__ if isinstance(target, type) else target
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
+
+
+_SEQUENCES = {list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Iterable}
+_SEQUENCES |= {collections.abc.Collection, collections.abc.MutableSequence}
+_MAPPINGS = {dict, collections.abc.Mapping, collections.abc.MutableMapping}
+
+
+def accepts(annotation: Any, value: Any) -> bool:
+    """Whether a plain config value fits a parameter annotation; what cannot be judged (Any, a type
+    variable, a callable) is accepted, and so is a nested `_target_` mapping, which instantiate builds."""
+    origin = get_origin(annotation)
+    if annotation is Any or isinstance(annotation, typing.TypeVar | typing.ForwardRef | str):
+        return True
+    if origin in (Union, types.UnionType):
+        return any(accepts(member, value) for member in get_args(annotation))
+    if origin is Literal:  # type too: a config's true is not the Literal 1, nor 1 the Literal True
+        return any(value == v and type(value) is type(v) for v in get_args(annotation))
+    if value is None or annotation is type(None):
+        return value is None and annotation is type(None)
+    if isinstance(value, dict) and "_target_" in value:
+        return True
+    args = get_args(annotation)
+    if origin in _SEQUENCES or annotation in _SEQUENCES:
+        if not isinstance(value, list):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(map(accepts, args, value))
+        return all(accepts(args[0], v) for v in value) if args else True
+    if origin in _MAPPINGS or annotation in _MAPPINGS:
+        return isinstance(value, dict) and (not args or all(accepts(args[1], v) for v in value.values()))
+    if origin is not None or not isinstance(annotation, type):
+        return True  # Callable[...], Type[...] and other forms a config value is not checked against
+    if isinstance(value, bool):  # Python's bool is an int, a config's true is not a number
+        return annotation is bool or annotation is object
+    if annotation is float:
+        return isinstance(value, int | float)  # an int is a fine float (PEP 484's numeric tower)
+    if issubclass(annotation, PurePath):
+        return isinstance(value, str)
+    if issubclass(annotation, enum.Enum):
+        return any(value in (member.value, member.name) for member in annotation)
+    return isinstance(value, annotation)
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def describe(annotation: Any) -> str:
+    """What an annotation allows, in the words of a config file: `int | None` -> "an integer or null"."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType):
+        literals = [v for a in args if get_origin(a) is Literal for v in get_args(a)]
+        parts = [describe(a) for a in args if get_origin(a) is not Literal and a is not type(None)]
+        if literals:
+            parts.insert(0, f"one of {', '.join(map(repr, literals))}")
+        if type(None) in args:
+            parts.append("null")
+        return " or ".join(dict.fromkeys(parts))
+    if origin is Literal:
+        return f"one of {', '.join(map(repr, args))}"
+    if annotation is type(None):
+        return "null"
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return f"a list of {len(args)} ({', '.join(describe(a) for a in args)})"
+    if origin in _SEQUENCES:
+        return f"a list of ({describe(args[0])})" if args else "a list"
+    if origin in _MAPPINGS or annotation in _MAPPINGS:
+        return "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return "a path"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return f"one of {', '.join(repr(m.value) for m in annotation)}"
+    if annotation in _TYPE_WORDS:
+        return _TYPE_WORDS[annotation]
+    return f"a {getattr(annotation, '__name__', annotation)}"
+
+
+def target_name(node: DictConfig) -> str:
+    return str(node._target_)
+
+
+def shown(value: Any) -> str:
+    """A value as the config file or command line writes it (true, null, 'two')."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return repr(value)
+
+
+def check_types(node: DictConfig, path: str, target: Any) -> None:
+    """Refuse a value of a `_target_` section that its target's signature annotation does not allow."""
+    hints = _annotations(target)
+    for key, value in resolved_options(node).items():
+        if key in hints and not accepts(hints[key], value):
+            raise ConfigError(
+                f"Invalid {path}.{key}={shown(value)}: {target_name(node)} takes {key} as "
+                f"{describe(hints[key])}."
+            )
+
+
+@contextlib.contextmanager
+def _trial() -> Iterator[None]:
+    """Build an object only to see whether its library accepts the options: its notices, warnings and
+    the process-wide torch settings a Trainer makes stay as they were."""
+    import torch
+
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        logging.root.manager.disable,
+    )
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]
+        if previous[3] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = previous[3]
+        logging.disable(previous[4])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()).rstrip(".")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check_by_building(node: DictConfig, path: str, build: Callable[[dict[str, Any]], Any]) -> None:
+    """Build the section's target with its options (`build` supplies what the run would), so the
+    library's own checks judge the values; its refusal becomes a ConfigError naming the key.
+
+    The key is found by putting each option back to the target's default in turn: the one whose default
+    makes the build succeed is the one refused.
+    """
+    options = resolved_options(node)
+    kwargs = {
+        k: instantiate(v, _convert_="all") if isinstance(v, dict | list) else v for k, v in options.items()
+    }
+    with _trial():
+        try:
+            build(kwargs)
+            return
+        except Exception as exc:
+            refusal = exc
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(target_of(node, path)).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        changed = [k for k in kwargs if k in defaults and defaults[k] != options[k]]
+        for key in changed:
+            try:
+                build(kwargs | {key: defaults[key]})
+            except Exception:
+                continue
+            raise ConfigError(
+                f"Invalid {path}.{key}={shown(options[key])}: {target_name(node)} refuses it "
+                f"({_one_line(refusal)}). Its default is {key}={shown(defaults[key])}."
+            ) from refusal
+    settings = " ".join(
+        f"{path}.{k}={shown(v)}" for k, v in options.items() if k in changed or k not in defaults
+    )
+    raise ConfigError(
+        f"{target_name(node)} refuses {path} as set ({settings or 'its defaults'}): {_one_line(refusal)}. "
+        "Change one of these values."
+    ) from refusal
+
+
+def _one_weight() -> list[Any]:
+    import torch
+
+    return [torch.nn.Parameter(torch.zeros(1))]
+
+
+def _step_schedule(scheduler: Any) -> None:
+    """A few steps: some schedules fail only when stepped (StepLR(step_size=0) divides by it)."""
+    needs_metric = any(
+        p.default is inspect.Parameter.empty
+        for p in inspect.signature(scheduler.step).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.kind is not inspect.Parameter.VAR_KEYWORD
+    )
+    for _ in range(3):
+        scheduler.optimizer.step()
+        scheduler.step(0.0) if needs_metric else scheduler.step()
+
+
+def check_training_sections(cfg: DictConfig) -> None:
+    """The optimizer, the schedule and the Trainer, built with the run's options (on a one-weight
+    model, without a logger or callbacks), so that torch and Lightning refuse a bad value at start-up."""
+    import lightning as L
+
+    optimizer_cls = target_of(cfg.optimizer, "optimizer")
+    check_by_building(cfg.optimizer, "optimizer", lambda kw: optimizer_cls(_one_weight(), **kw))
+    if cfg.scheduler is not None:
+        scheduler_cls = target_of(cfg.scheduler, "scheduler")
+        check_by_building(
+            cfg.scheduler,
+            "scheduler",
+            lambda kw: _step_schedule(scheduler_cls(instantiate(cfg.optimizer)(_one_weight()), **kw)),
+        )
+    # A GPU run was checked against torch's view of the GPUs above; its trial Trainer is built on the CPU
+    # so that it claims no device of the machine.
+    on_cpu = {"accelerator": "cpu", "devices": 1} if cfg.trainer.accelerator in CUDA_ACCELERATORS else {}
+    check_by_building(
+        cfg.trainer, "trainer", lambda kw: L.Trainer(**(kw | on_cpu), logger=False, callbacks=[])
+    )
+    for key, low in TRAINER_MINIMUMS.items():
+        value = cfg.trainer.get(key)
+        if value is not None and value < low:
+            raise ConfigError(
+                f"Invalid trainer.{key}={value!r}: it must be an integer >= {low} (or null for Lightning's "
+                "default)."
+            )
+
+
+# Counts that Lightning accepts when the Trainer is built and trips over only inside fit
+TRAINER_MINIMUMS = {
+    "accumulate_grad_batches": 1,
+    "check_val_every_n_epoch": 1,
+    "min_epochs": 0,
+    "min_steps": 0,
+    "num_sanity_val_steps": -1,
+    "gradient_clip_val": 0,
+}
 
 
 CHOICE_SECTIONS = ("cell", "norm", "loss")  # `name` + `_target_` sections (seqlab.assemble)
@@ -289,6 +556,7 @@ def validate(cfg: DictConfig) -> None:
                 "trainer.accelerator=cpu (the default, exactly reproducible) or auto (a GPU where there is "
                 "one, else the CPU)."
             )
+    check_training_sections(cfg)
     if cfg.published is not None:
         check_published(cfg)
     at_least("seed", cfg.seed, 0)

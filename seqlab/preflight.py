@@ -6,16 +6,21 @@ and passed through `validate` first, and Hydra's terse composition errors become
 names the bad value and lists what is allowed.
 """
 
+import difflib
+import json
+from typing import Any, cast
+
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seqlab.config import _unknown_key, check_override_keys, register_configs, validate
-from seqlab.errors import ConfigError
+from seqlab.errors import ConfigError, SeqlabError
 from seqlab.tracking.sweep import sweep_jobs
 
 CONFIG_MODULE, CONFIG_NAME = "seqlab.conf", "config"
@@ -38,8 +43,10 @@ def _explain_missing_option(exc: MissingConfigException, overrides: list[str]) -
     group, _, option = missing.rpartition("/")
     options = exc.options or GlobalHydra.instance().config_loader().get_group_options(group)
     if group and options:
+        close = difflib.get_close_matches(option, sorted(options), n=1)
+        hint = f" Did you mean {group}={close[0]}?" if close else ""
         return ConfigError(
-            f"Unknown option {group}={option}. Allowed for '{group}': {', '.join(sorted(options))}."
+            f"Unknown option {group}={option}.{hint} Allowed for '{group}': {', '.join(sorted(options))}."
         )
     return ConfigError(_one_paragraph(exc))
 
@@ -134,14 +141,32 @@ def preflight(argv: list[str]) -> list[list[str]]:
             if preset:  # like Hydra's basic sweeper: the preset's sweep, then the command line on top
                 swept = jobs_of(["--multirun", *preset, *(a for a in argv if not a.startswith("-"))])
                 jobs = [[*searchpath_overrides(argv), *job] for job in swept] if swept else jobs
+        data_checked: set[str] = set()
         for job in jobs:
             cfg = _compose_job(job, groups)
             try:
                 check_override_keys(_set_keys(job))
                 validate(cfg)
-            except ConfigError as err:
                 if len(jobs) > 1:
-                    raise ConfigError(f"{err} (sweep job: {' '.join(job) or 'defaults'})") from err
+                    check_data(cfg, data_checked)
+            except SeqlabError as err:
+                if len(jobs) > 1:
+                    raise type(err)(f"{err} (sweep job: {' '.join(job) or 'defaults'})") from err
                 raise
     GlobalHydra.instance().clear()
     return jobs
+
+
+def check_data(cfg: DictConfig, checked: set[str]) -> None:
+    """Build a sweep job's data before the first job trains, once per task config (its seed aside: a
+    file, a download or a table does not depend on it); a lone run builds its own before its run exists.
+
+    `checked` holds the task configs already built.
+    """
+    task = cast(dict[str, Any], OmegaConf.to_container(cfg.task, resolve=True))
+    options = {k: v for k, v in task.items() if k != "seed"}
+    key = json.dumps(options, sort_keys=True, default=str)
+    if key in checked:
+        return
+    checked.add(key)
+    instantiate(cfg.task).prepare()

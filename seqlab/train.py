@@ -8,9 +8,12 @@ import logging
 import os
 import sys
 import warnings
+from typing import NoReturn
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -97,7 +100,9 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     net = module.net
     # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
     callbacks = [BatchReseed(cfg.seed), *configured_callbacks(cfg)]
-    name = resume.run_name if resume else f"{choice_name(cfg.cell)}-{task.name}-s{cfg.seed}"
+    # a task's label tells its runs apart where its name alone does not (csv: which file, which target)
+    label = getattr(task, "label", task.name)
+    name = resume.run_name if resume else f"{choice_name(cfg.cell)}-{label}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):
             cfg.model.hidden_size = net.hidden_size
@@ -119,33 +124,42 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
         tags |= {names.RESUMED_TAG: resumed_tag(previous, resume.epoch)}
 
     figures = SystemFigures()
-    with tracked_run(cfg, name, extra_params, tags, reopen_run_id=resume.run_id if resume else None) as run:
-        callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
-        trainer: L.Trainer = instantiate(
-            cfg.trainer,
-            logger=run.logger,
-            callbacks=callbacks,
-            enable_checkpointing=checkpointing(cfg, callbacks),
-        )
-        run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
-        # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code
-        resume_from = str(resume.checkpoint) if resume else None
-        trainer.fit(module, datamodule=task, ckpt_path=resume_from, weights_only=True)
-        final_val_loss = trainer.callback_metrics.get(names.VAL_LOSS)  # before trainer.test replaces them
-        checkpoint = trainer.checkpoint_callback
-        if not (isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path):
-            checkpoint = None
-        # The first checkpoint callback's file by path, as ckpt_path="best" would pick it, without Lightning's
-        # warning about the second ModelCheckpoint (callbacks.last_checkpoint) at the end of every run.
-        tested = checkpoint.best_model_path if checkpoint is not None else None
-        trainer.test(module, datamodule=task, ckpt_path=tested, verbose=False, weights_only=True)
-        run.log_metrics(figures.figures)
-        add_run_artifacts(run, trainer, module, task, cfg, name)
-        # No best score without a monitoring checkpoint callback (when the user dropped
-        # callbacks.model_checkpoint, Lightning's checkpoint_callback is callbacks.last_checkpoint)
-        best = checkpoint.best_model_score if checkpoint is not None else None
-        best = final_val_loss if best is None else best
-        return float(best) if best is not None else float("nan")
+    reopen = resume.run_id if resume else None
+    run_id = None
+    try:
+        with tracked_run(cfg, name, extra_params, tags, reopen_run_id=reopen) as run:
+            run_id = run.run_id
+            callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
+            trainer: L.Trainer = instantiate(
+                cfg.trainer,
+                logger=run.logger,
+                callbacks=callbacks,
+                enable_checkpointing=checkpointing(cfg, callbacks),
+            )
+            run.client.set_tag(run.run_id, names.DETERMINISM, determinism_tag(cfg))
+            # weights_only: a checkpoint is loaded as tensors and plain values, never as pickled code
+            resume_from = str(resume.checkpoint) if resume else None
+            trainer.fit(module, datamodule=task, ckpt_path=resume_from, weights_only=True)
+            final_val_loss = trainer.callback_metrics.get(names.VAL_LOSS)  # before trainer.test replaces them
+            checkpoint = trainer.checkpoint_callback
+            if not (isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path):
+                checkpoint = None
+            # The first checkpoint callback's file by path, as ckpt_path="best" would pick it, without
+            # Lightning's warning about the second ModelCheckpoint (callbacks.last_checkpoint) at the end
+            # of every run.
+            tested = checkpoint.best_model_path if checkpoint is not None else None
+            trainer.test(module, datamodule=task, ckpt_path=tested, verbose=False, weights_only=True)
+            run.log_metrics(figures.figures)
+            add_run_artifacts(run, trainer, module, task, cfg, name)
+            # No best score without a monitoring checkpoint callback (when the user dropped
+            # callbacks.model_checkpoint, Lightning's checkpoint_callback is callbacks.last_checkpoint)
+            best = checkpoint.best_model_score if checkpoint is not None else None
+            best = final_val_loss if best is None else best
+            return float(best) if best is not None else float("nan")
+    except SeqlabError as err:
+        if run_id is not None:  # no run summary is printed after an error: the message names the run
+            err.add_note(f"(MLflow run {run_id}, marked FAILED.)")
+        raise
 
 
 def higher_is_better(module) -> str:
@@ -218,23 +232,67 @@ class ReportedError(CompactHydraException):
     """A SeqlabError on its way out of a Hydra job: Hydra prints a compact error's message alone."""
 
 
+USAGE_ERROR = 2  # the exit status of every error a user can fix: a config, a data file, a store
+
+
+def full_errors() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def paragraph(err: SeqlabError) -> str:
+    return " ".join([str(err), *getattr(err, "__notes__", [])])
+
+
+def exit_with(err: SeqlabError) -> NoReturn:
+    print(f"seqlab: {paragraph(err)}", file=sys.stderr, flush=True)
+    raise SystemExit(USAGE_ERROR) from err
+
+
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except SeqlabError as err:
-        raise ReportedError(str(err)) from err
+        if full_errors() or HydraConfig.get().mode is RunMode.MULTIRUN:
+            # a sweep goes on to its next job, and its end lists the jobs that failed
+            raise ReportedError(paragraph(err)) from err
+        # A lone run ends here, with the paragraph alone: Hydra would print a summary of runs before it
+        # and a hint about stack traces after it.
+        exit_with(err)
+
+
+# A tracking.uri given with credentials reaches the job through this variable: Hydra writes every
+# override into job folder names, .hydra/*.yaml and the lines it prints.
+TRACKING_URI_ENV = "SEQLAB_TRACKING_URI"
+
+
+def hide_tracking_credentials(argv: list[str]) -> list[str]:
+    """argv with a credentialed `tracking.uri=<uri>` replaced by an interpolation of TRACKING_URI_ENV,
+    set to the URI: the job resolves the real store, and whatever Hydra prints or writes shows the
+    interpolation."""
+    from seqlab.tracking.params import redact
+
+    hidden = []
+    for arg in argv:
+        key, equals, value = arg.partition("=")
+        if equals and key.lstrip("+~") == "tracking.uri":
+            uri = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+            if redact(uri) != uri:
+                os.environ[TRACKING_URI_ENV] = uri
+                arg = f"{key}=${{oc.env:{TRACKING_URI_ENV}}}"
+        hidden.append(arg)
+    return hidden
 
 
 def main() -> None:
     """Console script: check every job of the command line, then hand over to Hydra."""
+    sys.argv[1:] = hide_tracking_credentials(sys.argv[1:])
     try:
         preflight(sys.argv[1:])
     except SeqlabError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if full_errors():
             raise
-        print(f"seqlab: {err}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(err)
     hydra_main()
 
 
