@@ -44,6 +44,13 @@ JOB_OVERRIDES_TAG = "seqlab.job.overrides"  # the job's command-line overrides, 
 SWEEP_DIR_TAG = "seqlab.sweep.dir"
 SWEEP_JOBS_TAG = "seqlab.sweep.n_jobs"  # how many jobs the sweep launches
 FAILED_JOBS_TAG = "seqlab.sweep.failed_jobs"  # on the parent: one line per job that did not finish
+# on the parent: the command line's overrides (a JSON list, credentials redacted), which `seqlab
+# resume=<parent run id>` splits into the sweep's jobs again to finish the ones that did not
+SWEEP_OVERRIDES_TAG = "seqlab.sweep.overrides"
+SWEEP_THREADS_TAG = "seqlab.sweep.torch_threads"  # on the parent: torch threads per job in a parallel sweep
+# tag prefix: a path-valued config key, e.g. seqlab.path.paths.output_dir (paths are where a run was, not
+# what it chose: as params they would differ between every two runs and flood the UI's params diff)
+PATH_TAG_PREFIX = "seqlab.path."
 SPOOL_TAG = "seqlab.spool"  # the folder that held what the tracking server could not take at the time
 TORCH_THREADS = (
     "torch.num_threads"  # param: the threads torch trained with (torch_threads, or cores / n_jobs)

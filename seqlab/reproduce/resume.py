@@ -92,11 +92,21 @@ def resume_point(cfg: DictConfig) -> ResumePoint:
     run_cfg = as_seqlab_config(logged_config(client, run_id), run_id)
     with open_dict(run_cfg):
         run_cfg.tracking.uri = uri  # the logged one may be redacted; this command's store holds the run
+        run_cfg.torch_threads = resume_threads(cfg, run.data.params)
     epoch = int(state.get("epoch", 0)) + 1
     log.info(
         "resuming run %s (%s) in %s from %s, epoch %d", run_id, status, redact(uri), checkpoint, epoch + 1
     )
     return ResumePoint(run_id, run.info.run_name, run_cfg, checkpoint, epoch, dict(run.data.tags))
+
+
+def resume_threads(cfg: DictConfig, params: dict[str, str]) -> int | None:
+    """The torch threads a resume trains with: torch_threads when this command sets it, else the count the
+    run logged (the same seed gives other numbers at another thread count, so a resume must not change it)."""
+    if cfg.get("torch_threads") is not None:
+        return int(cfg.torch_threads)
+    logged = params.get(names.TORCH_THREADS)
+    return int(logged) if logged and logged.isdigit() else None
 
 
 def resumed_tag(previous: str | None, epoch: int) -> str:

@@ -6,7 +6,9 @@ or SIGTERM; it is never left RUNNING.
 
 import functools
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from seqlab import names
 from seqlab.errors import TrackingError
 from seqlab.tracking.logger import RETRY_EVERY_S, MlflowMetricLogger
-from seqlab.tracking.params import flatten, redact, redact_config
+from seqlab.tracking.params import leaves, redact, redact_config
 from seqlab.tracking.provenance import run_tags
 from seqlab.tracking.spool import SPOOL_DIRNAME, Spool
 from seqlab.tracking.store import (
@@ -32,7 +34,14 @@ from seqlab.tracking.store import (
     open_experiment,
     tracking_uri,
 )
-from seqlab.tracking.sweep import settle_after_resume, sweep_job_tags
+from seqlab.tracking.sweep import (
+    PARENT_RUN_ENV,
+    paragraph,
+    resume_command,
+    say,
+    settle_after_resume,
+    sweep_job_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +97,57 @@ class TrackedRun:
 
 
 def run_params(cfg: DictConfig, extra: dict[str, Any]) -> dict[str, str]:
-    """The resolved config flattened with dotted keys, credentials redacted, plus seqlab's own params."""
+    """The experiment's choices: the resolved config flattened with dotted keys, credentials redacted,
+    plus seqlab's own params; without paths (run_path_tags) and without unset (None) values."""
+    return _params_and_paths(cfg, extra)[0]
+
+
+def run_path_tags(cfg: DictConfig) -> dict[str, str]:
+    """The config's paths as tags (names.PATH_TAG_PREFIX + key): where the run wrote and read, kept
+    beside the run but out of its params."""
+    return _params_and_paths(cfg, {})[1]
+
+
+def _params_and_paths(cfg: DictConfig, extra: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     plain = redact_config(OmegaConf.to_container(cfg, resolve=True))
     plain["tracking"]["uri"] = redact(tracking_uri(cfg.tracking.uri))  # the store actually used
-    return flatten(plain) | {k: str(v) for k, v in extra.items()}
+    params: dict[str, str] = {}
+    paths: dict[str, str] = {}
+    for key, value in leaves(plain).items():
+        if value is None:  # unset: "None" in every run would only lengthen the params diff
+            continue
+        text = str(value)
+        if _writes_there(key):  # differs between every two runs, says nothing about the experiment
+            paths[f"{names.PATH_TAG_PREFIX}{key}"] = text[:MAX_TAG_LENGTH]
+        elif isinstance(value, str) and os.path.isabs(value):
+            # an input file or folder: the full path is this machine's, its name still tells runs apart
+            paths[f"{names.PATH_TAG_PREFIX}{key}"] = text[:MAX_TAG_LENGTH]
+            params[key] = Path(value).name or text
+        else:
+            params[key] = text
+    return params | {k: str(v) for k, v in extra.items() if v is not None}, paths
+
+
+def _writes_there(key: str) -> bool:
+    """A config key naming a folder the run writes: paths.*, trainer.default_root_dir, a callback's
+    dirpath, any *_dir."""
+    last = key.rpartition(".")[2]
+    return key.startswith("paths.") or last == "dirpath" or last.endswith("_dir")
+
+
+def _say_how_to_resume(run_id: str, run_name: str, signum: int, uri: str) -> None:
+    """A lone run was stopped: its id and the command that continues it (a sweep job leaves this to the
+    sweep, which says it once for all its jobs)."""
+    if os.environ.get(PARENT_RUN_ENV):
+        return
+    say(
+        paragraph(
+            f"seqlab: run {run_id} ({run_name}) was stopped by {signal.Signals(signum).name} and is KILLED. "
+            "Continue it from its last checkpoint with:",
+            resume_command(run_id, uri),
+        ),
+        sys.stderr,
+    )
 
 
 @contextmanager
@@ -135,9 +191,11 @@ def tracked_run(
     status, end_tags, failing = "FAILED", {}, True
     try:
         if reopen_run_id is None:
-            params = [Param(k, v) for k, v in run_params(cfg, extra_params).items()]
+            choices, paths = _params_and_paths(cfg, extra_params)
+            params = [Param(k, v) for k, v in choices.items()]
             for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
                 client.log_batch(run_id, params=params[i : i + MAX_PARAMS_PER_BATCH])
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in paths.items()])
             config_yaml = OmegaConf.to_yaml(redact_config(OmegaConf.to_container(cfg, resolve=True)))
             client.log_text(run_id, config_yaml, "config.yaml")
         yield tracked
@@ -167,6 +225,8 @@ def tracked_run(
             wait_s if status != "KILLED" else min(wait_s, 10.0),
             failing,
         )
+        if status == "KILLED":
+            _say_how_to_resume(run_id, run_name, interrupts.signum or signal.SIGINT, uri)
         if sweep_parent and status == "FINISHED":  # the last stopped job of a sweep may be done now
             settle_after_resume(client, sweep_parent)
 
