@@ -254,7 +254,9 @@ def test_a_fraction_of_batches_that_keeps_none_is_refused_before_the_run(make_cf
 def write_series(path: Path, rows: int, bad: tuple[int, str, str] | None = None) -> Path:
     lines = ["time,load,temp,site"]
     for i in range(rows):
-        lines.append(f"2024-01-01T{i:05d},{math.sin(i / 5):.4f},{math.cos(i / 7):.4f},north")
+        lines.append(
+            f"2024-01-01T{i // 60:02d}:{i % 60:02d},{math.sin(i / 5):.4f},{math.cos(i / 7):.4f},north"
+        )
     if bad is not None:
         row, column, value = bad
         cells = lines[row - 1].split(",")
@@ -304,8 +306,8 @@ def test_csv_trains_end_to_end(tmp_path, make_cfg, client):
         ("empty", r"task.path='.*' is empty"),
         ("header-only", r"has a header \(time, load, temp, site\) but no data rows"),
         ("bad-target", r"task.target='price' is not a column of .* Its columns are: time, load, temp, site"),
-        ("non-numeric", r"Non-numeric value 'n/a' in .* at row 42 .*column 'temp'"),
-        ("nan", r"Non-numeric value 'nan' in .* at row 7 .*column 'load'"),
+        ("non-numeric", r"Non-numeric value 'warm' in .* at row 42 .*column 'temp'"),
+        ("nan", r"has 1 missing value: 1 in 'load' \(row 7\)\. task.missing=refuse"),
         ("too-short", r"has 20 rows: too short for task.window=24 \+ task.horizon=1"),
         ("bad-column", r"task.columns entry='humidity' is not a column"),
     ],
@@ -321,7 +323,7 @@ def test_csv_errors_name_the_culprit(case, match, tmp_path):
     elif case == "too-short":
         write_series(path, 20)
     else:
-        write_series(path, 100, {"non-numeric": (42, "temp", "n/a"), "nan": (7, "load", "nan")}.get(case))
+        write_series(path, 100, {"non-numeric": (42, "temp", "warm"), "nan": (7, "load", "nan")}.get(case))
     if case == "bad-target":
         options["target"] = "price"
     if case == "bad-column":
@@ -332,7 +334,7 @@ def test_csv_errors_name_the_culprit(case, match, tmp_path):
 
 @pytest.mark.integration
 def test_bad_data_on_the_command_line_exits_nonzero_in_one_paragraph_and_starts_no_run(tmp_path):
-    path = write_series(tmp_path / "s.csv", 100, (42, "temp", "n/a"))
+    path = write_series(tmp_path / "s.csv", 100, (42, "temp", "warm"))
     db = tmp_path / "mlflow.db"
     result = subprocess.run(
         [
@@ -354,7 +356,7 @@ def test_bad_data_on_the_command_line_exits_nonzero_in_one_paragraph_and_starts_
     assert result.returncode != 0, output
     assert "Traceback" not in output
     [message] = [line for line in output.splitlines() if "Non-numeric" in line]
-    assert "'n/a'" in message and "row 42" in message and "'temp'" in message
+    assert "'warm'" in message and "row 42" in message and "'temp'" in message
     if db.exists():
         from mlflow import MlflowClient
 

@@ -11,9 +11,14 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 
 from seqlab import names
-from seqlab.errors import ConfigError
+from seqlab.errors import ConfigError, DataError
 from seqlab.spec import TaskKind, TaskSpec
 from seqlab.tasks.batching import TensorSplit, batch_loader, batches_of
+from seqlab.tasks.download import sha256_of
+from seqlab.tasks.windows import InDataUnits, Scaling
+
+# The suffix of a metric in the data's own units, beside the z-score one: test/mse -> test/mse_original
+DATA_UNITS_SUFFIX = "_original"
 
 
 class Task(L.LightningDataModule):
@@ -36,6 +41,8 @@ class Task(L.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.splits: dict[str, TensorSplit] | None = None
+        # How build() standardized the data, where it did: metrics and the served model undo it
+        self.scaling: Scaling | None = None
 
     @classmethod
     def check(cls, options: Mapping[str, Any]) -> None:
@@ -53,9 +60,60 @@ class Task(L.LightningDataModule):
         """Files the task read (for their SHA-256 in the run's provenance); none for generated data."""
         return []
 
+    @property
+    def label(self) -> str:
+        """The task in run names; a task with user data adds what tells its runs apart (the file)."""
+        return self.name
+
+    def resolved_config(self) -> dict[str, Any]:
+        """Task options as the task resolved them (a relative path made absolute), for the run to log in
+        place of what was given, so that the logged config means the same from any folder."""
+        return {}
+
+    def extra_params(self) -> dict[str, str]:
+        """Params beside the config that say what the task made of its data (the columns it used)."""
+        return {}
+
+    def verify_files(self, expected: str) -> None:
+        """Refuse to train on data files whose bytes differ from those a run read, before training.
+
+        `expected` is that run's names.DATA_SHA256 tag: a `<sha256>  <file>` line per file. A file is
+        matched by its path, else by its name (a run may have logged a relative path); a file the run did
+        not read (another data option) is not checked.
+        """
+        logged: dict[str, str] = {}
+        for line in expected.splitlines():
+            logged_digest, _, file = line.partition("  ")
+            if file:
+                logged[file] = logged_digest
+        for path in self.data_files():
+            digest = logged.get(str(path))
+            if digest is None:
+                by_name = [d for f, d in logged.items() if Path(f).name == path.name]
+                digest = by_name[0] if len(by_name) == 1 else None
+            if digest is None:
+                continue
+            found = sha256_of(path) if path.is_file() else None
+            if found != digest:
+                now = f"its SHA-256 is now {found}" if found else "it no longer exists"
+                raise DataError(
+                    f"{path} is not the file the run read: {now}, the run read SHA-256 {digest} (tag "
+                    f"{names.DATA_SHA256}). Training on other data would not repeat the run; restore the "
+                    "file the run read."
+                )
+
     def metrics(self) -> MetricCollection:
-        """The task's metrics (torchmetrics), keyed by their short names ("mse", "accuracy", ...)."""
-        return default_metrics(self.kind, self.spec())
+        """The task's metrics (torchmetrics), keyed by their short names ("mse", "accuracy", ...); a task
+        that standardized its data adds each in the data's units ("mse_original")."""
+        metrics = default_metrics(self.kind, self.spec())
+        if self.scaling is not None:
+            metrics.add_metrics(
+                {
+                    f"{k}{DATA_UNITS_SUFFIX}": InDataUnits(m.clone(), self.scaling)
+                    for k, m in list(metrics.items())
+                }
+            )
+        return metrics
 
     def prepare(self) -> dict[str, TensorSplit]:
         """Build the splits once; called before any MLflow run exists, so bad data never starts a run."""

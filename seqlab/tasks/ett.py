@@ -9,7 +9,7 @@ from seqlab.spec import TaskKind, TaskSpec
 from seqlab.tasks.base import Task
 from seqlab.tasks.download import fetch
 from seqlab.tasks.table import read_table
-from seqlab.tasks.windows import forecast_splits, zscore
+from seqlab.tasks.windows import Scaler, Scaling, forecast_splits, zscore
 
 # Informer's borders in rows: 12 / 4 / 4 months of 30 days; hourly sets, the 15-minute ones are x4.
 HOURLY_BORDERS = (8640, 11520, 14400)
@@ -24,8 +24,9 @@ FEATURES = {
 class ETTTask(Task):
     """Forecast `horizon` rows from `window` rows; z-scored with the training rows' statistics.
 
-    MSE and MAE are on the scaled values, as in the papers. Validation and test windows start
-    `window` rows before their border so that their first target is the border's row.
+    MSE and MAE are on the scaled values, as in the papers (mse_original and mae_original in the data's
+    units beside them). Validation and test windows start `window` rows before their border so that
+    their first target is the border's row.
     """
 
     name = "ett"
@@ -84,9 +85,14 @@ class ETTTask(Task):
         targets = columns if self.features == "M" else [self.target]
         series = table.numeric(columns)
         train_end, val_end, test_end = self.borders()
-        scaled, _, _ = zscore(series, slice(0, train_end))
-        x = scaled[:, [columns.index(c) for c in inputs]]
-        y = scaled[:, [columns.index(c) for c in targets]]
+        scaled, mean, std = zscore(series, slice(0, train_end))
+        pick_in, pick_out = [columns.index(c) for c in inputs], [columns.index(c) for c in targets]
+        x, y = scaled[:, pick_in], scaled[:, pick_out]
+        self.scaling = Scaling(
+            inputs=Scaler.of(inputs, mean[pick_in], std[pick_in]),
+            targets=Scaler.of(targets, mean[pick_out], std[pick_out]),
+            horizon=self.horizon,
+        )
         self.n_inputs, self.n_targets = len(inputs), len(targets)
         return forecast_splits(x, y, train_end, val_end, test_end, self.window, self.horizon)
 

@@ -9,6 +9,9 @@ import torch
 
 from seqlab.errors import DataError
 
+# Cells read as a missing value: blank, and the markers spreadsheets, pandas and R write for one.
+MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "null", "NULL", "None", "#N/A", "<NA>")
+
 
 @dataclass
 class Table:
@@ -28,24 +31,57 @@ class Table:
             )
         return self.columns.index(name)
 
+    def cells_of(self, name: str) -> np.ndarray:
+        return self.cells[:, self.columns.index(name)]
+
+    def missing(self, name: str) -> np.ndarray:
+        """(rows,) bool: which of the column's cells mark a missing value (see MISSING)."""
+        return np.isin(np.char.strip(self.cells_of(name)), MISSING)
+
+    def first_value(self, name: str) -> tuple[int, str] | None:
+        """The column's first value that is not missing, with its row number; None if every one is."""
+        present = np.flatnonzero(~self.missing(name))
+        if not len(present):
+            return None
+        return int(present[0]) + 2, str(self.cells_of(name)[present[0]])
+
     def looks_numeric(self, name: str) -> bool:
-        """Whether the column's first value is a number (a later bad value is an error, not a skip)."""
+        """Whether the column's first value that is not missing is a number (a later bad value is an error,
+        not a skip)."""
+        first = self.first_value(name)
+        if first is None:
+            return False
         try:
-            float(self.cells[0, self.columns.index(name)])
+            float(first[1])
             return True
         except ValueError:
             return False
 
-    def numeric(self, names: list[str]) -> torch.Tensor:
-        """The named columns as a float32 (rows, len(names)) tensor; the first non-number is an error."""
+    def values(self, names: list[str]) -> np.ndarray:
+        """The named columns as float64 (rows, len(names)), NaN where a cell is missing; a cell that is
+        neither a number nor missing (text, inf) is an error naming it."""
         picked = self.cells[:, [self.columns.index(n) for n in names]]
+        missing = np.isin(np.char.strip(picked), MISSING)
+        filled = np.where(missing, "nan", picked)
         try:
-            values = picked.astype(np.float64)
+            values = filled.astype(np.float64)
         except ValueError:
-            raise self._first_non_numeric(picked, names) from None
-        bad = ~np.isfinite(values)
+            raise self._first_non_numeric(filled, names) from None
+        bad = np.isinf(values)  # a NaN in any spelling is missing; an infinity is no measurement
         if bad.any():
             raise self._first_non_numeric(picked, names, np.argwhere(bad)[0])
+        return values
+
+    def numeric(self, names: list[str]) -> torch.Tensor:
+        """The named columns as a float32 (rows, len(names)) tensor; a missing value or non-number is an
+        error."""
+        values = self.values(names)
+        gaps = np.isnan(values)
+        if gaps.any():
+            raise DataError(
+                f"{self.path} has {describe_missing(gaps, names)}. Every value of the columns used must be a "
+                "finite number; fix the file or leave those columns out."
+            )
         return torch.from_numpy(values.astype(np.float32))
 
     def _first_non_numeric(
@@ -67,9 +103,26 @@ class Table:
         i, j = int(at[0]), int(at[1])
         return DataError(
             f"Non-numeric value {str(picked[i, j])!r} in {self.path} at row {i + 2} (counting the header as "
-            f"row 1), column {names[j]!r}. Every value of the columns used must be a finite number; fix the "
-            "file or leave that column out."
+            f"row 1), column {names[j]!r}. Every value of the columns used must be a finite number or mark a "
+            f"missing value (blank, {', '.join(repr(m) for m in MISSING if m)}); fix the file or leave that "
+            "column out."
         )
+
+
+def describe_missing(
+    gaps: np.ndarray, names: list[str], rows: np.ndarray | None = None, shown: int = 5
+) -> str:
+    """E.g. "3 missing values: 2 in 'load' (rows 7, 9), 1 in 'temp' (row 42)" for a (rows, columns) mask;
+    `rows` gives each mask row's row number in the file (default: the header is row 1)."""
+    rows = np.arange(gaps.shape[0]) + 2 if rows is None else rows
+    parts = []
+    for j, name in enumerate(names):
+        at = rows[np.flatnonzero(gaps[:, j])]
+        if len(at):
+            listed = ", ".join(str(r) for r in at[:shown]) + (", ..." if len(at) > shown else "")
+            parts.append(f"{len(at)} in {name!r} ({'row' if len(at) == 1 else 'rows'} {listed})")
+    total = int(gaps.sum())
+    return f"{total} missing value{'' if total == 1 else 's'}: {', '.join(parts)}"
 
 
 def read_table(path: Path, key: str = "path") -> Table:

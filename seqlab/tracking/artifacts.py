@@ -17,6 +17,7 @@ from seqlab.tracking.run import TrackedRun
 log = logging.getLogger(__name__)
 N_EXAMPLES = 256  # test examples drawn in the predictions plot
 N_SERVED_EXAMPLE = 2  # rows of the served model's input example
+DATA_ARTIFACTS = "data"  # the task's scaling (scaling.json): how to read its z-score metrics in data units
 
 
 class SystemFigures(L.Callback):
@@ -67,7 +68,8 @@ def add_run_artifacts(
 ) -> None:
     """Best checkpoint, learning curves, predictions on test examples, and the pyfunc model.
 
-    Called after trainer.test, so `module` holds the best checkpoint's weights.
+    Called after trainer.test, so `module` holds the best checkpoint's weights. Where the task
+    standardized its data (task.scaling), the plot and the served model are in the data's units.
     """
     output_dir = Path(cfg.paths.output_dir)
     from seqlab.reports.plots import learning_curves, predictions_vs_truth
@@ -87,11 +89,18 @@ def add_run_artifacts(
     with torch.no_grad():  # a siamese task's prediction is the distance between its pair's encodings
         out = module.pair_distance(batch["x"], batch["x2"]) if "x2" in batch else module.net(batch["x"])
     mask = batch.get("mask")
-    truth, predicted = batch["y"], out
+    x, truth, predicted = batch["x"], batch["y"], out
+    scaling = getattr(task, "scaling", None)
+    if scaling is not None:
+        x, truth, predicted = (
+            scaling.unscale_inputs(x),
+            scaling.unscale_targets(truth),
+            scaling.unscale_targets(predicted),
+        )
     if mask is not None and predicted.dim() == 3:  # padded steps carry no truth
         predicted = predicted * mask.unsqueeze(-1)
     path = predictions_vs_truth(
-        batch["x"].numpy(),
+        x.numpy(),
         truth.numpy(),
         predicted.numpy(),
         str(task.kind),
@@ -102,6 +111,9 @@ def add_run_artifacts(
     )
     run.log_artifact(path, names.PLOT_ARTIFACTS)
 
-    example = batch["x"][:N_SERVED_EXAMPLE].numpy()
-    served = save_served_model(module.net, task.spec(), network_sections(cfg), example, output_dir / "served")
+    example = x[:N_SERVED_EXAMPLE].numpy()
+    served_dir = output_dir / "served"
+    served = save_served_model(module.net, task.spec(), network_sections(cfg), example, served_dir, scaling)
     run.log_artifact(served, names.MODEL_ARTIFACT)
+    if scaling is not None:
+        run.log_artifact(served_dir / "scaling.json", DATA_ARTIFACTS)

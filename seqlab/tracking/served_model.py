@@ -1,9 +1,10 @@
 """The trained network as an MLflow pyfunc model: `mlflow.pyfunc.load_model("runs:/<id>/model")`.
 
-The model folder holds the weights (a state_dict, loaded with weights_only=True: no pickled code runs)
-and the config sections that build the network (model, cell, norm, loss) as JSON, plus seqlab's source
-(code_paths), so it loads, and `mlflow models serve` serves it, wherever torch and Hydra are installed. A
-cell, norm or loss defined outside seqlab must be importable where the model is loaded.
+The model folder holds the weights (a state_dict, loaded with weights_only=True: no pickled code runs),
+the config sections that build the network (model, cell, norm, loss) and the task's scaling, if any, as
+JSON, plus seqlab's source (code_paths), so it loads, and `mlflow models serve` serves it, wherever
+torch and Hydra are installed. A cell, norm or loss defined outside seqlab must be importable where the
+model is loaded.
 """
 
 import json
@@ -19,11 +20,14 @@ import numpy as np
 import torch
 from mlflow.pyfunc import PythonModel
 
-WEIGHTS, NETWORK = "weights", "network"
+WEIGHTS, NETWORK, SCALING = "weights", "network", "scaling"
 
 
 class SequenceNetModel(PythonModel):
     """Input: (batch, time, features) float32, or (batch, time) int64 symbols; output: the network's.
+
+    Where the task standardized its data, the scaling is saved beside the weights and the model takes
+    and returns the data's own units: inputs are scaled before the network, outputs unscaled after it.
 
     The model's explicit signature validates input, so MLflow's type-hint validation is switched off: its
     class-definition check would warn that predict has no type hints on every run, and a warnings filter
@@ -42,23 +46,51 @@ class SequenceNetModel(PythonModel):
         self.net = network(saved["sections"], spec)
         self.net.load_state_dict(torch.load(context.artifacts[WEIGHTS], weights_only=True))
         self.net.eval()
+        self.scaling = load_scaling(context.artifacts.get(SCALING))
 
     def predict(self, context, model_input, params=None):  # no type hints: the signature validates input
-        with torch.no_grad():
-            return self.net(torch.as_tensor(np.asarray(model_input))).numpy()
+        return predict_in_data_units(self.net, self.scaling, np.asarray(model_input))
+
+
+def load_scaling(path: str | None) -> Any:
+    from seqlab.tasks.windows import Scaling
+
+    return Scaling.from_dict(json.loads(Path(path).read_text())) if path else None
+
+
+def predict_in_data_units(net: torch.nn.Module, scaling: Any, x: np.ndarray) -> np.ndarray:
+    """The network's output for `x`; with a scaling, `x` and the output are in the data's units."""
+    inputs = torch.as_tensor(x)
+    with torch.no_grad():
+        if scaling is None:
+            return net(inputs).numpy()
+        return scaling.unscale_targets(net(scaling.scale_inputs(inputs))).numpy()
 
 
 def save_served_model(
-    net: torch.nn.Module, spec: Any, sections: dict[str, Any], example: np.ndarray, folder: Path
+    net: torch.nn.Module,
+    spec: Any,
+    sections: dict[str, Any],
+    example: np.ndarray,
+    folder: Path,
+    scaling: Any = None,
 ) -> Path:
-    """Write the pyfunc model into folder/model (signature and input example included); returns that path."""
+    """Write the pyfunc model into folder/model (signature and input example included); returns that path.
+
+    With a `scaling` (seqlab.tasks.windows.Scaling), `example` is in the data's units and so is the
+    model's input and output.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     weights, network = folder / "weights.pt", folder / "network.json"
     torch.save(net.state_dict(), weights)
     network.write_text(json.dumps({"spec": asdict(spec), "sections": sections}))
+    artifacts = {WEIGHTS: str(weights), NETWORK: str(network)}
+    if scaling is not None:
+        saved_scaling = folder / "scaling.json"
+        saved_scaling.write_text(json.dumps(scaling.to_dict(), indent=1))
+        artifacts[SCALING] = str(saved_scaling)
     net.eval()
-    with torch.no_grad():
-        output = net(torch.as_tensor(example)).numpy()
+    output = predict_in_data_units(net, scaling, example)
     target = folder / "model"
     shutil.rmtree(target, ignore_errors=True)  # a job rerun in the same folder writes it afresh
     # Quiet for sweep logs: MLflow warns that the PythonModel is cloudpickled (it holds no state: the
@@ -68,13 +100,13 @@ def save_served_model(
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)
     try:
-        _save(target, weights, network, example, output)
+        _save(target, artifacts, example, output)
     finally:
         pyfunc_log.setLevel(level)
     return target
 
 
-def _save(target: Path, weights: Path, network: Path, example: np.ndarray, output: np.ndarray) -> None:
+def _save(target: Path, artifacts: dict[str, str], example: np.ndarray, output: np.ndarray) -> None:
     import hydra
     import lightning
     import omegaconf
@@ -86,7 +118,7 @@ def _save(target: Path, weights: Path, network: Path, example: np.ndarray, outpu
     mlflow.pyfunc.save_model(
         path=str(target),
         python_model=SequenceNetModel(),
-        artifacts={WEIGHTS: str(weights), NETWORK: str(network)},
+        artifacts=artifacts,
         signature=infer_signature(example, output),
         input_example=example,
         code_paths=[str(Path(seqlab.__file__).parent)],
