@@ -24,3 +24,6 @@ class TaskSpec:
     output_size: int  # values predicted per example, or per step when per_step
     vocab_size: int | None = None  # discrete input symbols: fed through nn.Embedding
     per_step: bool = False  # one prediction per time step (B, T, out) instead of per sequence (B, out)
+    # forecasting: the input features the outputs continue, in output order (outputs are time-major,
+    # (B, horizon * len(target_inputs))); None where the outputs are not future values of input features
+    target_inputs: tuple[int, ...] | None = None

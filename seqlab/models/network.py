@@ -9,7 +9,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from seqlab.models.options import ACTIVATIONS, POOLS, NetworkOptions
+from seqlab.models import window_norm
+from seqlab.models.options import ACTIVATIONS, POOLS, WINDOW_NORMS, NetworkOptions
 from seqlab.spec import TaskSpec
 
 CellFactory = Callable[..., nn.Module]  # (input_size, hidden_size, num_layers=, bidirectional=, dropout=)
@@ -50,6 +51,7 @@ class SequenceNet(nn.Module):
         self.hidden_size, self.bidirectional = options.hidden_size, options.bidirectional
 
         in_size = spec.input_size
+        self.window_norm = getattr(window_norm, WINDOW_NORMS[options.window_norm])(spec)
         self.embed = nn.Embedding(spec.vocab_size, options.embedding_dim) if spec.vocab_size else None
         if self.embed is not None:
             in_size = options.embedding_dim
@@ -117,10 +119,12 @@ class SequenceNet(nn.Module):
         return h[:, -1]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x, stats = self.window_norm.normalize(x)  # each window relative to itself (model.window_norm)
         h = self.encode(x, mask)
         if not self.spec.per_step:
             h = self.pool(h)
-        return self.output_layer(self.head(h))  # (B, out) or (B, T, out)
+        out = self.window_norm.denormalize(self.head(h), stats)
+        return self.output_layer(out)  # (B, out) or (B, T, out)
 
 
 def count_parameters(net: nn.Module) -> int:

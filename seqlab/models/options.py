@@ -19,6 +19,8 @@ ACTIVATIONS = {
 }
 POOLS: dict[str, str | None] = {"none": None, "max": "MaxPool1d", "avg": "AvgPool1d"}
 READOUTS = ("last", "mean", "max", "attention")
+# option value -> the seqlab.models.window_norm class it builds
+WINDOW_NORMS = {"none": "NoWindowNorm", "last": "LastValue", "revin": "RevIN"}
 FRONTENDS = ("none", "conv1d")
 
 
@@ -40,6 +42,9 @@ class NetworkOptions:
     pool: str = "none"  # conv1d downsampling: none | max | avg
     pool_size: int = 2
     embedding_dim: int = 16  # tasks with discrete symbols feed them through nn.Embedding
+    window_norm: str = (
+        "none"  # forecasting: none | last | revin, each window relative to itself (window_norm.py)
+    )
 
     @property
     def width(self) -> int:
@@ -56,6 +61,7 @@ class NetworkOptions:
         one_of("model.readout", self.readout, READOUTS)
         one_of("model.frontend", self.frontend, FRONTENDS)
         one_of("model.pool", self.pool, POOLS)
+        one_of("model.window_norm", self.window_norm, WINDOW_NORMS)
         for key in ("attention_heads", "conv_channels", "conv_kernel", "pool_size", "embedding_dim"):
             at_least(f"model.{key}", getattr(self, key), 1)
         if self.head_hidden is not None:
