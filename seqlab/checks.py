@@ -21,6 +21,17 @@ def at_least(key: str, value: Any, low: int, hint: str = "") -> None:
         raise ConfigError(f"Invalid {key}={value!r}: it must be an integer >= {low}{hint}.")
 
 
+def season_length(value: Any, window: Any) -> None:
+    """task.season: a season length the input window holds (the seasonal naive baseline looks one back)."""
+    if value is not None:
+        at_least("task.season", value, 1, ", or null")
+        if isinstance(window, int) and value > window:
+            raise ConfigError(
+                f"Invalid task.season={value}: the input window (task.window={window}) must hold a whole "
+                "season for the seasonal naive baseline to look one season back; use a season <= window."
+            )
+
+
 def probability(key: str, value: Any) -> None:
     """A float in [0, 1), such as a dropout rate."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:

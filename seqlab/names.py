@@ -12,6 +12,15 @@ TRAIN_LOSS = metric_key(TRAIN, "loss")  # per epoch
 TRAIN_STEP_LOSS = metric_key(TRAIN, "step_loss")  # every trainer.log_every_n_steps steps
 VAL_LOSS = metric_key(VAL, "loss")
 TEST_LOSS = metric_key(TEST, "loss")
+DATA_UNITS_SUFFIX = "_original"  # a metric in the data's own units, beside the z-score one: test/mse_original
+# trivial forecasts and guesses, logged as metrics of every run (seqlab/tasks/baselines.py)
+BASELINE = "baseline"
+
+
+def baseline_key(stage: str, name: str) -> str:
+    """A baseline's score, e.g. ("test", "persistence_mse") -> "test/baseline/persistence_mse"."""
+    return f"{stage}/{BASELINE}/{name}"
+
 
 # Params seqlab adds beside the flattened config.
 N_PARAMS = "model.n_params"

@@ -1,11 +1,16 @@
 """The trivial baselines (seqlab/tasks/baselines.py), on hand-made data whose answers are known."""
 
 import math
+from collections.abc import Callable
+from typing import Any
 
+import lightning as L
 import pytest
 import torch
+from conftest import compose_config
 
 from seqlab.tasks import baselines
+from seqlab.train import build
 
 
 def test_persistence_repeats_each_targets_last_value_over_the_horizon():
@@ -62,3 +67,72 @@ def test_note_frequencies_nll_counts_real_steps_only():
     step0 = -(math.log(0.5) + math.log(0.75))
     step1 = -(math.log(0.5) + math.log(0.25))
     assert scores["note_frequencies_nll"] == pytest.approx((step0 + step1) / 2)
+
+
+# --- each task's baselines score as its metrics score a model: the same examples, masks and units ---------
+
+
+def scored_like_a_model(overrides: list[str], shape: Callable[[Any, Any], None]) -> tuple[dict, Any]:
+    """The task's test metrics of a network whose output `shape(net, task)` fixes to a baseline's, scored by
+    Lightning's real test loop, and the task."""
+    cfg = compose_config(overrides)
+    task, module = build(cfg)
+    with torch.no_grad():
+        shape(module.net, task)
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    [scores] = trainer.test(module, datamodule=task, verbose=False)
+    return scores, task
+
+
+def silence_head(net: Any, task: Any) -> None:
+    for p in net.head.parameters():
+        p.zero_()
+
+
+def test_persistence_is_what_a_model_repeating_the_last_value_scores():
+    # window_norm=last with a silent head forecasts the window's last value: persistence itself
+    scores, task = scored_like_a_model(
+        ["task=sine", "model.window_norm=last", "task.horizon=3"], silence_head
+    )
+    expected = task.baselines("test")
+    assert scores["test/mse"] == pytest.approx(expected["persistence_mse"], rel=1e-5)
+    assert scores["test/mae"] == pytest.approx(expected["persistence_mae"], rel=1e-5)
+
+
+def test_persistence_in_the_data_units_on_ett(data_cache):
+    data_cache("ETTh1.csv")
+    overrides = ["task=ett", "model.window_norm=last", "task.features=MS", "task.horizon=4", "task.season=24"]
+    scores, task = scored_like_a_model(overrides, silence_head)
+    expected = task.baselines("test")
+    assert scores["test/mse"] == pytest.approx(expected["persistence_mse"], rel=1e-5)
+    assert scores["test/mse_original"] == pytest.approx(expected["persistence_mse_original"], rel=1e-5)
+    assert {"seasonal_naive_mse", "mean_mse"} <= set(expected)
+
+
+def test_the_majority_class_is_what_a_model_always_answering_it_scores():
+    def answer_the_majority(net: Any, task: Any) -> None:
+        train_y = task.prepare()["train"][torch.arange(len(task.prepare()["train"]))]["y"]
+        symbols = train_y[train_y != task.ignored_label]
+        silence_head(net, task)
+        net.head[-1].bias[torch.bincount(symbols).argmax()] = 10.0
+
+    scores, task = scored_like_a_model(["task=copy", "task.n_train=500"], answer_the_majority)
+    assert scores["test/accuracy"] == pytest.approx(task.baselines("test")["majority_accuracy"], rel=1e-6)
+
+
+def test_note_frequencies_are_what_a_model_emitting_them_scores(data_cache):
+    data_cache("JSB_Chorales.mat")
+
+    def emit_the_frequencies(net: Any, task: Any) -> None:
+        silence_head(net, task)
+        p = task.prepare()["train"].target_frequencies().clamp(1e-7, 1 - 1e-7)
+        net.head[-1].bias.copy_(torch.logit(p).float())
+
+    scores, task = scored_like_a_model(["task=music", "model.head_hidden=0"], emit_the_frequencies)
+    assert scores["test/nll"] == pytest.approx(task.baselines("test")["note_frequencies_nll"], rel=1e-4)

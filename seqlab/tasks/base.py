@@ -13,12 +13,10 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 from seqlab import names
 from seqlab.errors import ConfigError, DataError
 from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks import baselines
 from seqlab.tasks.batching import TensorSplit, batch_loader, batches_of
 from seqlab.tasks.download import sha256_of
 from seqlab.tasks.windows import InDataUnits, Scaling
-
-# The suffix of a metric in the data's own units, beside the z-score one: test/mse -> test/mse_original
-DATA_UNITS_SUFFIX = "_original"
 
 
 class Task(L.LightningDataModule):
@@ -35,6 +33,8 @@ class Task(L.LightningDataModule):
     kind: ClassVar[TaskKind]
     per_step: ClassVar[bool] = False  # predictions at every time step (no readout, no pooling)
     causal: ClassVar[bool] = False  # next-step prediction: step t must not see inputs after t
+    ignored_label: ClassVar[int | None] = None  # a target class the metrics skip (copy's blank)
+    season: int | None = None  # forecasting: the season length of the seasonal naive baseline (task.season)
 
     def __init__(self, batch_size: int = 64, seed: int = 0) -> None:
         super().__init__()
@@ -102,6 +102,28 @@ class Task(L.LightningDataModule):
                     "file the run read."
                 )
 
+    def baselines(self, split: str) -> dict[str, float]:
+        """Trivial baselines scored on `split` ("val" or "test") as the metrics score the model: the same
+        examples, masks and units (seqlab/tasks/baselines.py). Chosen by the task's kind and spec; a task
+        whose data needs another way (padded music) overrides it."""
+        splits = self.prepare()
+        spec, scored = self.spec(), _whole(splits[split])
+        train_y = torch.cat(
+            [splits["train"][rows]["y"] for rows in torch.arange(len(splits["train"])).split(4096)]
+        )
+        unscale = self.scaling.unscale_targets if self.scaling is not None else None
+        if self.kind is TaskKind.REGRESSION and spec.target_inputs:
+            return baselines.forecast(
+                scored["x"], scored["y"], train_y, spec.target_inputs, self.season, unscale
+            )
+        if self.kind is TaskKind.REGRESSION:
+            return baselines.mean(scored["y"], train_y, unscale)
+        if self.kind is TaskKind.CLASSIFICATION:
+            return baselines.classes(scored["y"], train_y, spec.output_size, self.ignored_label)
+        if self.kind is TaskKind.SIMILARITY:
+            return baselines.pairs(scored["y"], train_y)
+        return {}
+
     def metrics(self) -> MetricCollection:
         """The task's metrics (torchmetrics), keyed by their short names ("mse", "accuracy", ...); a task
         that standardized its data adds each in the data's units ("mse_original")."""
@@ -109,7 +131,7 @@ class Task(L.LightningDataModule):
         if self.scaling is not None:
             metrics.add_metrics(
                 {
-                    f"{k}{DATA_UNITS_SUFFIX}": InDataUnits(m.clone(), self.scaling)
+                    f"{k}{names.DATA_UNITS_SUFFIX}": InDataUnits(m.clone(), self.scaling)
                     for k, m in list(metrics.items())
                 }
             )
@@ -154,6 +176,11 @@ class Task(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", shuffle=False)
+
+
+def _whole(split: Any) -> dict[str, torch.Tensor]:
+    """Every example of a split in one gather."""
+    return split[torch.arange(len(split))]
 
 
 def check_split_fractions(val: Any, test: Any) -> None:

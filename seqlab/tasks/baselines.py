@@ -5,16 +5,31 @@ Each function takes a split's tensors whole (one gather, no per-sample Python) a
 {"<baseline>_<metric>": value}; `names.baseline_key` turns that into the logged metric key.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
+from seqlab import names
+
 Scores = dict[str, float]
+Unscale = Callable[[torch.Tensor], torch.Tensor]  # targets (B, horizon * n) from z-scores to the data's units
 
 
-def _regression(prefix: str, predicted: torch.Tensor, y: torch.Tensor) -> Scores:
-    error = predicted - y
-    return {f"{prefix}_mse": float(error.pow(2).mean()), f"{prefix}_mae": float(error.abs().mean())}
+def _regression(
+    predictions: dict[str, torch.Tensor], y: torch.Tensor, unscale: Unscale | None = None
+) -> Scores:
+    """MSE and MAE of each baseline's predictions; with `unscale`, in the data's units too (`_original`)."""
+    scores: Scores = {}
+    for name, predicted in predictions.items():
+        error = predicted - y
+        scores |= {f"{name}_mse": float(error.pow(2).mean()), f"{name}_mae": float(error.abs().mean())}
+        if unscale is not None:
+            error = unscale(predicted) - unscale(y)
+            scores |= {
+                f"{name}_mse{names.DATA_UNITS_SUFFIX}": float(error.pow(2).mean()),
+                f"{name}_mae{names.DATA_UNITS_SUFFIX}": float(error.abs().mean()),
+            }
+    return scores
 
 
 def forecast(
@@ -23,24 +38,24 @@ def forecast(
     train_y: torch.Tensor,
     targets: tuple[int, ...],
     season: int | None = None,
+    unscale: Unscale | None = None,
 ) -> Scores:
     """Forecasting windows: x (B, T, F) inputs, y (B, horizon * n) time-major targets that continue the input
     features `targets`. Persistence repeats each target's last observed value; seasonal naive repeats the
     value one season before each forecast step; mean predicts the training targets' mean."""
     n = len(targets)
     horizon = y.shape[1] // n
-    last = x[:, -1, list(targets)]  # (B, n)
-    scores = _regression("persistence", last.repeat(1, horizon), y)
+    predictions = {"persistence": x[:, -1, list(targets)].repeat(1, horizon)}  # (B, horizon * n)
     if season is not None:
         steps = [x.shape[1] - season + h % season for h in range(horizon)]  # the step one season back
-        seasonal = x[:, steps][:, :, list(targets)]  # (B, horizon, n)
-        scores |= _regression("seasonal_naive", seasonal.flatten(1), y)
-    return scores | mean(y, train_y)
+        predictions["seasonal_naive"] = x[:, steps][:, :, list(targets)].flatten(1)
+    predictions["mean"] = train_y.float().mean(dim=0).expand_as(y)
+    return _regression(predictions, y, unscale)
 
 
-def mean(y: torch.Tensor, train_y: torch.Tensor) -> Scores:
+def mean(y: torch.Tensor, train_y: torch.Tensor, unscale: Unscale | None = None) -> Scores:
     """Every example predicted as the training targets' mean (per output)."""
-    return _regression("mean", train_y.float().mean(dim=0).expand_as(y), y)
+    return _regression({"mean": train_y.float().mean(dim=0).expand_as(y)}, y, unscale)
 
 
 def classes(y: torch.Tensor, train_y: torch.Tensor, n_classes: int, ignore: int | None = None) -> Scores:

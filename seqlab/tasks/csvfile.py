@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqlab.checks import at_least
+from seqlab.checks import at_least, season_length
 from seqlab.errors import ConfigError, DataError
 from seqlab.spec import TaskKind, TaskSpec
 from seqlab.tasks.base import Task, check_split_fractions
@@ -49,6 +49,7 @@ class CsvTask(Task):
         missing: str = "refuse",
         window: int = 24,
         horizon: int = 1,
+        season: int | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         batch_size: int = 64,
@@ -59,7 +60,8 @@ class CsvTask(Task):
         self.path = Path(os.path.abspath(Path(path).expanduser())) if path else None
         self.target, self.columns, self.time_column = target, list(columns) if columns else None, time_column
         self.sort_by_time, self.missing = sort_by_time, missing
-        self.window, self.horizon = window, horizon
+        self.window, self.horizon, self.season = window, horizon, season
+        self.target_inputs: tuple[int, ...] | None = None
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self._params: dict[str, str] = {}
 
@@ -72,6 +74,7 @@ class CsvTask(Task):
                 )
         for key in ("window", "horizon"):
             at_least(f"task.{key}", options.get(key), 1)
+        season_length(options.get("season"), options.get("window"))
         check_split_fractions(options.get("val_fraction"), options.get("test_fraction"))
         time_column = options.get("time_column")
         if time_column is not None and (
@@ -147,6 +150,8 @@ class CsvTask(Task):
             horizon=self.horizon,
         )
         self.n_inputs = len(inputs)
+        # the target among the inputs: forecasts continue it (window_norm, the persistence baseline)
+        self.target_inputs = (inputs.index(self.target),) if self.target in inputs else None
         left = ", ".join(f"{c} ({why})" for c, why in left_out) or "none"
         log.info(
             "%s: inputs %s, target %s; left out: %s; %s; %s",
@@ -203,7 +208,12 @@ class CsvTask(Task):
 
     def spec(self) -> TaskSpec:
         self.prepare()
-        return TaskSpec(kind=self.kind, input_size=self.n_inputs, output_size=self.horizon)
+        return TaskSpec(
+            kind=self.kind,
+            input_size=self.n_inputs,
+            output_size=self.horizon,
+            target_inputs=self.target_inputs,
+        )
 
     def data_files(self) -> list[Path]:
         return [self.path] if self.path else []

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
-from seqlab.checks import at_least
+from seqlab.checks import at_least, season_length
 from seqlab.errors import ConfigError
 from seqlab.spec import TaskKind, TaskSpec
 from seqlab.tasks.base import Task
@@ -40,14 +40,16 @@ class ETTTask(Task):
         target: str = "OT",
         window: int = 96,
         horizon: int = 24,
+        season: int | None = None,
         batch_size: int = 32,
         seed: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         self.check({"dataset": dataset, "features": features, "window": window, "horizon": horizon})
         self.dataset, self.features, self.target = dataset, features, target
-        self.window, self.horizon = window, horizon
+        self.window, self.horizon, self.season = window, horizon, season
         self.path: Path | None = None
+        self.target_inputs: tuple[int, ...] = ()
 
     @classmethod
     def check(cls, options) -> None:
@@ -61,6 +63,7 @@ class ETTTask(Task):
             raise ConfigError(f"Invalid task.features={options.get('features')!r}. Allowed: {allowed}.")
         for key in ("window", "horizon"):
             at_least(f"task.{key}", options.get(key), 1)
+        season_length(options.get("season"), options.get("window"))
         scale = ROWS_PER_HOUR[options["dataset"]]
         train_rows, eval_rows = HOURLY_BORDERS[0] * scale, (HOURLY_BORDERS[1] - HOURLY_BORDERS[0]) * scale
         window, horizon = options["window"], options["horizon"]
@@ -94,11 +97,17 @@ class ETTTask(Task):
             horizon=self.horizon,
         )
         self.n_inputs, self.n_targets = len(inputs), len(targets)
+        self.target_inputs = tuple(inputs.index(c) for c in targets)  # every target is also an input
         return forecast_splits(x, y, train_end, val_end, test_end, self.window, self.horizon)
 
     def spec(self) -> TaskSpec:
         self.prepare()
-        return TaskSpec(kind=self.kind, input_size=self.n_inputs, output_size=self.horizon * self.n_targets)
+        return TaskSpec(
+            kind=self.kind,
+            input_size=self.n_inputs,
+            output_size=self.horizon * self.n_targets,
+            target_inputs=self.target_inputs,
+        )
 
     def data_files(self) -> list[Path]:
         self.prepare()

@@ -19,6 +19,7 @@ from torchmetrics import Metric, MetricCollection
 from seqlab.checks import at_least
 from seqlab.errors import ConfigError, DataError
 from seqlab.spec import TaskKind, TaskSpec
+from seqlab.tasks import baselines
 from seqlab.tasks.base import Task
 from seqlab.tasks.batching import gather_rows
 from seqlab.tasks.download import fetch
@@ -56,6 +57,13 @@ class PaddedSequences:
         x = gather_rows(self.flat, rows) * mask.unsqueeze(-1)  # (B, T, 88), zero past the end
         y = gather_rows(self.flat, rows + 1) * mask.unsqueeze(-1)
         return {"x": x, "y": y, "mask": mask}
+
+    def target_frequencies(self) -> torch.Tensor:
+        """How often each label is on over every predicted step (rows offset+1 .. offset+steps), (labels,)."""
+        totals = torch.cat([torch.zeros(1, self.flat.shape[1]), self.flat.double().cumsum(dim=0)])
+        first = self.offsets + 1
+        on = (totals[first + self.steps] - totals[first]).sum(dim=0)  # per label, over every sequence
+        return on / self.steps.sum()
 
     def chunked(self, steps: int) -> "PaddedSequences":
         """The same sequences cut into examples of at most `steps` predicted steps (the flat tensor is
@@ -181,6 +189,13 @@ class MusicTask(Task):
 
     def metrics(self) -> MetricCollection:
         return MetricCollection({"nll": BernoulliNLL()})
+
+    def baselines(self, split: str) -> dict[str, float]:
+        """Independent notes at their training frequencies, over the batches the model is scored on."""
+        train = self.prepare()["train"]
+        assert isinstance(train, PaddedSequences)  # build() makes every split one
+        batches = self.val_dataloader() if split == "val" else self.test_dataloader()
+        return baselines.note_frequencies(train.target_frequencies(), batches)
 
     def data_files(self) -> list[Path]:
         self.prepare()

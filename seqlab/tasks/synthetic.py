@@ -61,7 +61,7 @@ class SineTask(Task):
         return _split(self.n_train, self.n_val, self.n_test, x=x, y=y)
 
     def spec(self) -> TaskSpec:
-        return TaskSpec(kind=self.kind, input_size=1, output_size=self.horizon)
+        return TaskSpec(kind=self.kind, input_size=1, output_size=self.horizon, target_inputs=(0,))
 
 
 class AddingTask(Task):
@@ -118,6 +118,7 @@ class CopyTask(Task):
     """
 
     name = "copy"
+    ignored_label = BLANK
     kind = TaskKind.CLASSIFICATION
     per_step = True
 
@@ -230,7 +231,7 @@ class MackeyGlassTask(Task):
         return forecast_splits(series, series, self.n_train, val_end, rows, self.window, self.horizon)
 
     def spec(self) -> TaskSpec:
-        return TaskSpec(kind=self.kind, input_size=1, output_size=self.horizon)
+        return TaskSpec(kind=self.kind, input_size=1, output_size=self.horizon, target_inputs=(0,))
 
 
 class PairAccuracy(Metric):
