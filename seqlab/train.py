@@ -100,9 +100,8 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     net = module.net
     # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
     callbacks = [BatchReseed(cfg.seed), *configured_callbacks(cfg)]
-    # a task's label tells its runs apart where its name alone does not (csv: which file, which target)
-    label = getattr(task, "label", task.name)
-    name = resume.run_name if resume else f"{choice_name(cfg.cell)}-{label}-s{cfg.seed}"
+    # the task's label, not its name: it tells runs apart where the name does not (csv: file and target)
+    name = resume.run_name if resume else f"{choice_name(cfg.cell)}-{task.label}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
         with open_dict(cfg):
             cfg.model.hidden_size = net.hidden_size
