@@ -188,6 +188,7 @@ def test_sigterm_to_a_joblib_sweep_starts_no_new_job_and_exits_in_seconds(tmp_pa
     # one paragraph: how each job ended, with its run id, and the command that finishes the sweep
     report = output[output.index("seqlab: the sweep's parent run") :]
     assert "\n\n" not in report.strip()
+    report = " ".join(report.split())  # as read, not as wrapped
     assert "job 2 (cell=lstm): no run" in report
     for job in jobs:
         assert job.info.run_id in report
@@ -213,6 +214,7 @@ def test_a_lone_run_stopped_names_its_id_and_the_resume_command(tmp_path):
     _wait_for(running, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
+    stderr = " ".join(stderr.split())  # as read, not as wrapped
     (run,) = runs_of(client, "seqlab")
     assert run.info.status == "KILLED"
     assert f"run {run.info.run_id}" in stderr and f"resume={run.info.run_id}" in stderr, stderr[-2000:]

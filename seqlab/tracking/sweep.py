@@ -58,11 +58,18 @@ def say(text: str, stream: TextIO | None = None) -> None:
             os.close(devnull)
 
 
-def paragraph(text: str, command: str | None = None) -> str:
-    """One paragraph, wrapped, with a command on a line of its own so it copies whole."""
+def paragraph(text: str, command: str | None = None, head: str = "") -> str:
+    """One paragraph: `head` on its own line (whole, so it can be searched for), `text` wrapped, and a
+    command on a line of its own so it copies whole."""
     body = textwrap.fill(
-        text, PARAGRAPH_WIDTH, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+        text,
+        PARAGRAPH_WIDTH,
+        initial_indent="  " if head else "",
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
     )
+    body = f"{head}\n{body}" if head else body
     return f"{body}\n    {command}" if command else body
 
 
@@ -260,12 +267,15 @@ def conclude(
         else ""
     )
     how = "the sweep was stopped" if killed else "a job failed"
-    text = (
+    head = (
         f"seqlab: the sweep's parent run {parent_run_id} is {status} ({how}); jobs that did not finish "
-        f"({len(failed)} of {len(jobs)}): {'; '.join(failed)}.{done} Finish the sweep (its stopped jobs "
-        "resume from their last checkpoints, the others start) with:"
+        f"({len(failed)} of {len(jobs)}):"
     )
-    return paragraph(text, resume_command(parent_run_id, uri))
+    text = (
+        f"{'; '.join(failed)}.{done} Finish the sweep (its stopped jobs resume from their last checkpoints, "
+        "the others start) with:"
+    )
+    return paragraph(text, resume_command(parent_run_id, uri), head)
 
 
 def end_sweep(config: DictConfig, parent_run_id: str) -> str:
