@@ -52,7 +52,11 @@ def test_joblib_sweep_on_one_sqlite_store_nests_every_job_under_a_finished_paren
     assert "database is locked" not in output
     parent, children = _parent_and_children(client)
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name == "sweep cell=rnn,gru seed=0,1"
+    # what varies, then what every job shares (tracking.* left out), so two sweeps read apart
+    assert parent.info.run_name == (
+        "sweep cell=rnn,gru seed=0,1 | "
+        "max_epochs=1 limit_train_batches=3 limit_val_batches=2 limit_test_batches=2"
+    )
     assert parent.data.params["cell"] == "rnn,gru" and parent.data.params["seed"] == "0,1"
     assert parent.data.tags[names.SWEEP_JOBS_TAG] == "4"
     assert sorted(c.info.run_name for c in children) == [
