@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 
 from seqlab import names
 from seqlab.errors import SeqlabError, TrackingError
-from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
+from seqlab.tracking.store import add_tracking_uri_option, read_store, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -135,16 +135,14 @@ def main(argv: list[str] | None = None) -> None:
         help="and every finished job of this sweep (repeatable)",
     )
     add_tracking_uri_option(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     from seqlab.reports.compare import runs_to_compare
-    from seqlab.tracking.server import check_reachable
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(args.tracking_uri)
-    client = MlflowClient(uri)
     run_ids = list(args.run_ids)
     try:
-        check_reachable(uri)  # a dead server: a clear error in seconds, not MLflow's minutes of retries
+        client = read_store(uri)  # a dead server: a clear error in seconds, not MLflow's minutes of retries
         for parent in args.sweep:
             jobs = sorted(runs_to_compare(client, parent), key=lambda r: r.info.run_name or "")
             run_ids += [r.info.run_id for r in jobs]

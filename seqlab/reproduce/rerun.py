@@ -6,9 +6,11 @@ a change. A different git commit, dirty tree or data file is warned about, not r
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +28,8 @@ from seqlab.config import _unknown_key, check_override_keys, validate
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.preflight import CONFIG_MODULE, CONFIG_NAME, _compose_job, input_line
 from seqlab.tracking.params import leaves
-from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
+from seqlab.tracking.server import SCRIPT_OPTION
+from seqlab.tracking.store import add_tracking_uri_option, read_store, tracking_uri
 
 log = logging.getLogger("seqlab.rerun")
 _MISSING = object()
@@ -149,7 +152,7 @@ def rerun_config(client, run_id: str, overrides: list[str], uri: str, output_dir
     validated."""
     from seqlab.reproduce.run_config import as_seqlab_config, logged_config
 
-    plain = relink_interpolations(logged_config(client, run_id))
+    plain = relink_interpolations(logged_config(client, run_id, SCRIPT_OPTION))
     plain = rebase_paths(plain, str(plain.get("paths", {}).get("output_dir", "")), str(output_dir))
     cfg = as_seqlab_config(plain, run_id)
     with open_dict(cfg):
@@ -178,21 +181,25 @@ def warn_about_differences(original_tags: dict[str, str]) -> None:
 
 
 def rerun(run_id: str, overrides: list[str], given_uri: str | None = None) -> str:
-    """Train run `run_id` again (with `overrides`) as a new run; returns the new run's id."""
-    from mlflow import MlflowClient
+    """Train run `run_id` again (with `overrides`) as a new run; returns the new run's id.
 
-    from seqlab.reproduce.run_config import get_run
+    It trains with the torch thread count the run logged unless the run's config or the overrides set
+    torch_threads."""
+    from seqlab.reproduce.run_config import get_run, logged_threads
     from seqlab.train import train
 
     uri = tracking_uri(given_uri)
-    client = MlflowClient(uri)
-    original = get_run(client, run_id, "rerun")
+    client = read_store(uri)
+    original = get_run(client, run_id, "rerun", SCRIPT_OPTION)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     cfg = rerun_config(
         client, run_id, overrides, uri, Path.cwd() / "outputs" / "reruns" / f"{stamp}-{run_id[:8]}"
     )
     warn_about_differences(original.data.tags)
-    train(cfg, extra_tags={names.RERUN_OF: run_id})
+    # torch_threads, where the run's config or the overrides set it, is what train sets
+    threads = logged_threads(original) if cfg.get("torch_threads") is None else None
+    with run_threads(threads):
+        train(cfg, extra_tags={names.RERUN_OF: run_id})
     [new] = client.search_runs(
         [original.info.experiment_id, *_experiment_ids(client, cfg)],
         filter_string=f"tags.{names.RERUN_OF} = '{run_id}'",
@@ -201,6 +208,22 @@ def rerun(run_id: str, overrides: list[str], given_uri: str | None = None) -> st
     )
     report(client, original, client.get_run(new.info.run_id))
     return new.info.run_id
+
+
+@contextlib.contextmanager
+def run_threads(count: int | None) -> Iterator[None]:
+    """torch's thread count set to the run's for the rerun (this process's own restored after): the same
+    seed gives other sums at another count, and a run trained with its process's count logs only that."""
+    import torch
+
+    before = torch.get_num_threads()
+    if count is not None:
+        log.info("training with %d torch threads, as the run did", count)
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _experiment_ids(client, cfg: DictConfig) -> list[str]:
@@ -232,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
         "overrides", nargs="*", help="Hydra-style overrides applied on top (key=value, cell=gru, ...)"
     )
     add_tracking_uri_option(parser)
-    args = parser.parse_args(argv)
+    # options and overrides in any order: `ID --tracking-uri URI seed=1`, as users type them
+    args = parser.parse_intermixed_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one config.yaml: no bar
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:

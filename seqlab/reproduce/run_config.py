@@ -15,30 +15,46 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from seqlab import names
 from seqlab.config import ModelConfig, SeqlabConfig
 from seqlab.errors import ConfigError, TrackingError
 from seqlab.tracking.params import redact
+from seqlab.tracking.server import SEQLAB_OPTION, check_reachable
 
 CONFIG_ARTIFACT = "config.yaml"
+# MLflow's error codes for a run id that no store holds (malformed ids are refused as invalid)
+MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-def get_run(client: MlflowClient, run_id: str, action: str) -> Run:
-    """The run, or a TrackingError naming the id and the store when there is no such run."""
+def get_run(client: MlflowClient, run_id: str, action: str, option: str = SEQLAB_OPTION) -> Run:
+    """The run, or a TrackingError naming the id and the store when there is no such run.
+
+    A tracking server that does not answer is named as such within seconds (not after MLflow's minutes of
+    retries, and not as a missing run). `option` is how the command at hand sets the store, for the hints.
+    """
+    check_reachable(client.tracking_uri, option)
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:
+        if exc.error_code not in MISSING:
+            raise TrackingError(
+                f"Cannot {action} run '{run_id}': the MLflow store {redact(client.tracking_uri)} did not "
+                f"answer as expected: {redact(str(exc))}. Check {option} / MLFLOW_TRACKING_URI and that the "
+                "store is reachable and readable."
+            ) from exc
         raise TrackingError(
             f"Cannot {action} run '{run_id}': there is no such run in the MLflow store "
             f"{redact(client.tracking_uri)}. Give the run id that seqlab printed or the MLflow UI shows "
-            "(32 hex characters), and the store it is in (--tracking-uri or MLFLOW_TRACKING_URI)."
+            f"(32 hex characters), and the store it is in ({option} or MLFLOW_TRACKING_URI)."
         ) from exc
     if run.info.lifecycle_stage == "deleted":
         raise TrackingError(f"Cannot {action} run '{run_id}': it is deleted; restore it in MLflow first.")
     return run
 
 
-def logged_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
+def logged_config(client: MlflowClient, run_id: str, option: str = SEQLAB_OPTION) -> dict[str, Any]:
     """The run's resolved config as plain containers."""
+    check_reachable(client.tracking_uri, option)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, CONFIG_ARTIFACT, tmp)
@@ -49,6 +65,17 @@ def logged_config(client: MlflowClient, run_id: str) -> dict[str, Any]:
             ) from exc
         # a logged config.yaml is a mapping at the top
         return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(Path(path))))
+
+
+def logged_threads(run: Run) -> int | None:
+    """The torch thread count the run trained with (param names.TORCH_THREADS), None for runs that predate it.
+
+    Its config may say torch_threads null: the run then had its process's count (a joblib job's share of
+    the cores, or torch's default), and floating-point sums depend on it, so training that must compute
+    exactly what the run did sets this count.
+    """
+    threads = run.data.params.get(names.TORCH_THREADS, "")
+    return int(threads) if threads.isdigit() else None
 
 
 LEGACY_MODEL_TARGET = "seqlab.models.network.build_network"

@@ -17,6 +17,9 @@ BOUNDED_HTTP = {
 }
 # MLflow prints "View run ... at: <url>" on stdout as each run against a server ends, unless this is "true"
 QUIET_RUN_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+# How each kind of command sets the store: the `seqlab` override, and the console scripts' option
+SEQLAB_OPTION = "tracking.uri"
+SCRIPT_OPTION = "--tracking-uri"
 
 
 def is_remote(uri: str) -> bool:
@@ -32,8 +35,11 @@ def bound_http_retries(uri: str) -> None:
         os.environ[QUIET_RUN_LINKS] = "true"
 
 
-def check_reachable(uri: str) -> None:
-    """Raise TrackingError within seconds when the server at `uri` does not answer its /health."""
+def check_reachable(uri: str, option: str = SEQLAB_OPTION) -> None:
+    """Raise TrackingError within seconds when the server at `uri` does not answer its /health.
+
+    `option` is how the command at hand sets the store (`tracking.uri` for seqlab, `--tracking-uri` for
+    the console scripts), so the hint names what the user can type."""
     if not is_remote(uri):
         return
     bound_http_retries(uri)
@@ -49,9 +55,14 @@ def check_reachable(uri: str) -> None:
         problem = f"HTTP {exc.code} {exc.reason}"
     except (urllib.error.URLError, OSError) as exc:
         problem = str(getattr(exc, "reason", exc))
-    raise TrackingError(
-        f"The MLflow tracking server {redact(uri)} (tracking.uri / MLFLOW_TRACKING_URI) is not reachable: "
+    raise TrackingError(unreachable(uri, problem, option))
+
+
+def unreachable(uri: str, problem: str, option: str = SEQLAB_OPTION) -> str:
+    """The one paragraph every command prints for a tracking server that does not answer."""
+    return (
+        f"The MLflow tracking server {redact(uri)} ({option} / MLFLOW_TRACKING_URI) is not reachable: "
         f"{problem}. seqlab stopped before doing anything: nothing was trained, read or logged. Start the "
-        "server (e.g. `mlflow server --host 127.0.0.1 --port 5000`), fix tracking.uri, or leave it unset to "
-        "log to the local SQLite store outputs/mlflow.db."
+        f"server (e.g. `mlflow server --host 127.0.0.1 --port 5000`), fix {option}, or leave it unset to "
+        "use the local SQLite store outputs/mlflow.db."
     )

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from seqlab.tracking.params import redact
-from seqlab.tracking.store import MAX_METRICS_PER_BATCH, add_tracking_uri_option, tracking_uri
+from seqlab.tracking.store import MAX_METRICS_PER_BATCH, add_tracking_uri_option, read_store, tracking_uri
 
 SPOOL_DIRNAME = "mlflow-spool"
 
@@ -114,10 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         "spools", nargs="+", type=Path, help=f"{SPOOL_DIRNAME} folders (or folders containing them)"
     )
     add_tracking_uri_option(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     uri = tracking_uri(args.tracking_uri)
     from seqlab.errors import TrackingError
-    from seqlab.tracking.server import check_reachable
 
     spools = [
         p
@@ -127,11 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     if not spools:
         parser.error(f"no spool (a folder with run.json) under {', '.join(map(str, args.spools))}")
     try:
-        check_reachable(uri)
+        client = read_store(uri)
     except TrackingError as err:
         print(f"seqlab-upload: {err}", file=sys.stderr)
         sys.exit(1)
-    client = MlflowClient(uri)
     for spool in spools:
         run_id = upload(spool, client)
         print(f"seqlab-upload: {spool} -> run {run_id} in {redact(uri)}")

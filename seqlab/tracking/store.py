@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from seqlab.errors import TrackingError
 from seqlab.tracking.params import redact
-from seqlab.tracking.server import check_reachable
+from seqlab.tracking.server import SCRIPT_OPTION, SEQLAB_OPTION, check_reachable
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -25,6 +25,14 @@ DEFAULT_STORE = Path("outputs") / "mlflow.db"  # under the cwd: where `mlflow ui
 TRACKING_URI_HELP = (
     f"the MLflow store (default: ${TRACKING_URI_ENV}, else sqlite:///{DEFAULT_STORE} under the cwd)"
 )
+
+# The experiment tag MLflow's UI reads to choose an experiment's first page: without it, MLflow 3 opens its
+# GenAI overview (traces) and the runs are a tab away; with this value it opens the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# The kinds a user (or MLflow's UI on the user's word) chose; any other value is MLflow's guess or none.
+CHOSEN_KINDS = (MODEL_TRAINING, "genai_development")
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 # MLflow's limits for one log_batch request, and for one value.
 MAX_METRICS_PER_BATCH = 1000
@@ -41,7 +49,7 @@ def tracking_uri(given: str | None) -> str:
 
 def add_tracking_uri_option(parser: argparse.ArgumentParser) -> None:
     """--tracking-uri, the same in every console script; resolve its value with `tracking_uri`."""
-    parser.add_argument("--tracking-uri", default=None, help=TRACKING_URI_HELP)
+    parser.add_argument(SCRIPT_OPTION, default=None, help=TRACKING_URI_HELP)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -61,18 +69,41 @@ def as_typed(script: str) -> str:
         return str(beside)
 
 
-def ui_command(uri: str) -> str:
-    """The command that opens this store in the MLflow UI, with a path relative to the cwd when it can."""
+def runs_page(address: str, experiment_id: str) -> str:
+    """The address of an experiment's runs table in the MLflow UI served at `address`."""
+    return f"{redact(address).rstrip('/')}/#/experiments/{experiment_id}/runs"
+
+
+def ui_command(uri: str, experiment_id: str | None = None) -> str:
+    """The command that opens this store in the MLflow UI, with a path relative to the cwd when it can;
+    for a server, the page of the experiment's runs (given its id)."""
     db = sqlite_path(uri)
     if db is not None:
         with contextlib.suppress(ValueError):  # a store outside the cwd keeps its absolute path
             uri = f"sqlite:///{db.resolve().relative_to(Path.cwd())}"
         return f"{as_typed('mlflow')} ui --backend-store-uri {uri}"
-    return f"open {redact(uri)} in a browser"
+    page = runs_page(uri, experiment_id) if experiment_id is not None else redact(uri)
+    return f"open {page} in a browser"
+
+
+def read_store(uri: str, option: str = SCRIPT_OPTION) -> "MlflowClient":
+    """A client of a store that a command reads (reruns, comparisons, uploads), refused in seconds when it
+    is a server that does not answer. `option` is how the command sets the store, for the hint."""
+    from mlflow import MlflowClient
+
+    check_reachable(uri, option)
+    return MlflowClient(uri)
+
+
+def mark_model_training(client: "MlflowClient", experiment_id: str, tags: dict[str, str]) -> None:
+    """Tag the experiment as model training, so MLflow's UI opens on its runs, unless a kind was chosen."""
+    if tags.get(EXPERIMENT_KIND_TAG) not in CHOSEN_KINDS:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 def open_experiment(uri: str, experiment: str) -> "tuple[MlflowClient, str]":
-    """The client and id of `experiment`, created if missing (artifacts beside a SQLite store)."""
+    """The client and id of `experiment`, created if missing (artifacts beside a SQLite store), and marked
+    as model training for MLflow's UI."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -85,17 +116,22 @@ def open_experiment(uri: str, experiment: str) -> "tuple[MlflowClient, str]":
     client = MlflowClient(uri)
     try:
         found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            return client, found.experiment_id
-        try:
-            return client, client.create_experiment(experiment, artifact_location=artifact_location)
-        except MlflowException:  # created meanwhile by a parallel job
-            found = client.get_experiment_by_name(experiment)
-            if found is None:
-                raise
-            return client, found.experiment_id
+        if found is None:
+            try:
+                created = client.create_experiment(
+                    experiment,
+                    artifact_location=artifact_location,
+                    tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
+                )
+                return client, created
+            except MlflowException:  # created meanwhile by a parallel job
+                found = client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+        mark_model_training(client, found.experiment_id, found.tags)
+        return client, found.experiment_id
     except MlflowException as exc:
         raise TrackingError(
-            f"Cannot use the MLflow tracking store {redact(uri)} (tracking.uri): {exc}. "
-            f"Check tracking.uri / {TRACKING_URI_ENV} and that the store is reachable and writable."
+            f"Cannot use the MLflow tracking store {redact(uri)} ({SEQLAB_OPTION}): {exc}. "
+            f"Check {SEQLAB_OPTION} / {TRACKING_URI_ENV} and that the store is reachable and writable."
         ) from exc
