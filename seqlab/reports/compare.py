@@ -3,14 +3,17 @@
 One row per configuration (the params that differ between runs, seeds aside), with the mean, standard
 deviation and 95% confidence interval (Student's t) of each test metric, the parameter count and the
 training time. The best row on the chosen metric is compared with the runner-up by Welch's t-test.
+Runs of different tasks get a table each: a loss on one task says nothing about a loss on another.
 """
 
 import argparse
 import csv
 import io
 import math
+import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,8 @@ from mlflow.entities import Run
 from scipy import stats
 
 from seqlab import names
-from seqlab.tracking.store import add_tracking_uri_option, tracking_uri
+from seqlab.tracking.server import SCRIPT_OPTION
+from seqlab.tracking.store import add_tracking_uri_option, as_typed, read_store, tracking_uri
 
 SIGNIFICANCE = 0.05
 # Params that differ between runs without making another configuration: how a run was seeded, tracked,
@@ -53,6 +57,11 @@ IMPLIED = (
 # Runs logged before seqlab tagged names.HIGHER_IS_BETTER_TAG: of the metrics seqlab logged then, only
 # accuracy is higher-is-better (the losses, mse, mae and nll are not), so that is all such a run can say.
 UNTAGGED_HIGHER_IS_BETTER = ("accuracy",)
+TASK_CLASS = "task._target_"  # the param that names a run's task
+# Longer configuration labels are shown as numbered configurations with a legend. Printed lines fit the
+# terminal, else LINE_WIDTH (a pipe, a log file); a table wider than that continues in blocks of columns.
+LABEL_WIDTH = 40
+LINE_WIDTH = 160
 
 
 def higher_is_better(metric: str, runs: Iterable[Run]) -> bool:
@@ -93,6 +102,7 @@ class Summary:
 class Row:
     label: str  # e.g. "cell.name=gru"
     runs: list[Run]
+    short: str = ""  # "config 2" where labels are too long to read in a table (Comparison.legend)
     metrics: dict[str, Summary] = field(default_factory=dict)
     values: dict[str, list[float]] = field(default_factory=dict)
     n_params: str = ""
@@ -110,6 +120,11 @@ class Row:
         ahead = (summary.mean > self.published) == higher_is_better(metric, self.runs)
         return f"{'better' if ahead else 'short'} by {abs(summary.mean - self.published):.3g}"
 
+    @property
+    def name(self) -> str:
+        """How tables and verdicts call the row."""
+        return self.short or self.label
+
 
 @dataclass
 class Comparison:
@@ -123,7 +138,7 @@ class Comparison:
         """What the published columns compare, and the rows that got no number, with why ("" without them)."""
         if not self.published_source:
             return ""
-        missing = [f"{row.label} ({row.unpublished})" for row in self.rows if row.unpublished]
+        missing = [f"{row.name} ({row.unpublished})" for row in self.rows if row.unpublished]
         return (
             f"published: {self.published_source}, {self.metric} (vs published: the difference of the means, "
             "a tie when the published number is inside the 95% CI)"
@@ -134,7 +149,7 @@ class Comparison:
     def verdict(self) -> str:
         if len(self.rows) < 2:
             return "only one configuration: nothing to compare"
-        best, second = self.rows[0].label, self.rows[1].label
+        best, second = self.rows[0].name, self.rows[1].name
         if math.isnan(self.p_value):
             return (
                 f"{best} is best on {self.metric}; too few seeds to test it against {second} (need >= 2 each)"
@@ -149,21 +164,44 @@ class Comparison:
             f"(Welch's t-test p={self.p_value:.3g} >= {SIGNIFICANCE}): run more seeds before choosing"
         )
 
+    @property
+    def legend(self) -> list[str]:
+        """What each numbered configuration is ([] when the rows go by their labels)."""
+        return [f"{row.short}: {row.label}" for row in self.rows if row.short]
+
 
 def runs_to_compare(
-    client: MlflowClient, parent_run_id: str | None = None, experiment: str | None = None
+    client: MlflowClient,
+    parent_run_id: str | None = None,
+    experiment: str | None = None,
+    option: str = SCRIPT_OPTION,
 ) -> list[Run]:
     """The finished jobs of a sweep (its parent's children), or the finished leaf runs of an experiment.
 
-    A parent run or experiment that is not in the store raises a TrackingError naming it.
+    A parent run or experiment that is not in the store, or a run id that is no sweep's (a job, a lone
+    run), raises a TrackingError naming it; `option` is how the command sets the store, for the hints.
     """
     from seqlab.errors import TrackingError
     from seqlab.reproduce.run_config import get_run
 
     if parent_run_id:
-        experiment_id = get_run(client, parent_run_id, "compare the jobs of").info.experiment_id
+        parent = get_run(client, parent_run_id, "compare the jobs of", option)
+        sweep = parent.data.tags.get(names.PARENT_RUN_TAG)
+        if sweep:
+            raise TrackingError(
+                f"Run '{parent_run_id}' ({parent.info.run_name}) is a job of sweep {sweep}, not a sweep: "
+                f"compare that sweep's jobs with `{as_typed('seqlab-compare')} {sweep}` (the sweep's parent "
+                "run id, which seqlab printed when the sweep started)."
+            )
         query = f"tags.`{names.PARENT_RUN_TAG}` = '{parent_run_id}' and attributes.status = 'FINISHED'"
-        return client.search_runs([experiment_id], filter_string=query, max_results=50000)
+        jobs = client.search_runs([parent.info.experiment_id], filter_string=query, max_results=50000)
+        if not jobs and names.SWEEP_JOBS_TAG not in parent.data.tags:
+            raise TrackingError(
+                f"Run '{parent_run_id}' ({parent.info.run_name}) is a single run, not a sweep: it has no "
+                "jobs to compare. Give a sweep's parent run id (seqlab prints it when a `seqlab -m ...` "
+                "sweep starts), or compare every finished run of its experiment with --experiment NAME."
+            )
+        return jobs
     if experiment is None:
         raise TypeError("runs_to_compare needs a parent_run_id or an experiment")
     found = client.get_experiment_by_name(experiment)
@@ -176,6 +214,32 @@ def runs_to_compare(
     )
     parents = {r.data.tags.get(names.PARENT_RUN_TAG) for r in runs}
     return [r for r in runs if r.info.run_id not in parents]
+
+
+TaskKey = tuple[str, tuple[tuple[str, str], ...]]  # the task's class; (sha256, file) per data file
+
+
+def by_task(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs per task they trained on, each task named for the table it gets ("SineTask", "ETTTask on
+    ETTh1.csv"): the task's class and the content of the data files it read (the runs' data.sha256)."""
+    keyed: dict[TaskKey, list[Run]] = {}
+    for run in runs:
+        lines = run.data.tags.get(names.DATA_SHA256, "").splitlines()
+        files = tuple(
+            sorted((sha, file.strip()) for sha, _, file in (x.strip().partition(" ") for x in lines))
+        )
+        keyed.setdefault((run.data.params.get(TASK_CLASS, ""), files), []).append(run)
+
+    def called(key: TaskKey, with_hashes: bool) -> str:
+        target, files = key
+        name = target.rsplit(".", 1)[-1] or "task not logged"
+        shown = [Path(file).name + (f" (sha256 {sha[:12]})" if with_hashes else "") for sha, file in files]
+        return f"{name} on {', '.join(shown)}" if shown else name
+
+    plain = [called(key, False) for key in keyed]
+    # the same file names with other contents: the hashes tell the tables apart
+    named = {called(key, plain.count(called(key, False)) > 1): group for key, group in keyed.items()}
+    return dict(sorted(named.items()))
 
 
 def configuration_keys(runs: list[Run]) -> list[str]:
@@ -256,6 +320,9 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
             else math.inf
         )
     )
+    if any(len(row.label) > LABEL_WIDTH for row in rows):
+        for i, row in enumerate(rows, 1):
+            row.short = f"config {i}"
     p_value = math.nan
     if len(rows) >= 2 and all(len(r.values.get(metric, [])) >= 2 for r in rows[:2]):
         p_value = float(
@@ -275,54 +342,87 @@ def _fmt(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.4g}"
 
 
-def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    metrics = sorted(
-        {k for r in comparison.rows for k in r.metrics}, key=lambda k: (k != comparison.metric, k)
-    )
+def table(comparison: Comparison, full_labels: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: each configuration's seeds, the ranked metric's mean, std and 95% CI, the paper's
+    number, parameters and fit time, then the other test metrics' mean, std and 95% CI."""
+    metrics = sorted({k for r in comparison.rows for k in r.metrics} - {comparison.metric})
     header = ["", "configuration", "seeds"]
-    for key in metrics:
+    for key in [comparison.metric, *metrics]:
         header += [f"{key} mean", f"{key} std", f"{key} 95% CI"]
-    if comparison.published_source:
-        header += [f"published {comparison.metric}", "vs published"]
-    header += ["parameters", f"{names.TIME_FIT} mean"]
+        if key == comparison.metric:
+            if comparison.published_source:
+                header += [f"published {comparison.metric}", "vs published"]
+            header += ["parameters", f"{names.TIME_FIT} mean"]
     body = []
     for i, row in enumerate(comparison.rows):
-        line = ["best" if i == 0 else "", row.label, str(len(row.runs))]
-        for key in metrics:
+        line = ["best" if i == 0 else "", row.label if full_labels else row.name, str(len(row.runs))]
+        for key in [comparison.metric, *metrics]:
             s = row.metrics.get(key, Summary.of([]))
             line += [_fmt(s.mean), _fmt(s.std), f"[{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"]
-        if comparison.published_source:
-            line += [
-                "n/a" if row.published is None else f"{row.published:.4g}",
-                row.against_published(comparison.metric) or "n/a",
-            ]
-        body.append([*line, row.n_params, _fmt(row.fit_s)])
+            if key == comparison.metric:
+                if comparison.published_source:
+                    line += [
+                        "n/a" if row.published is None else f"{row.published:.4g}",
+                        row.against_published(comparison.metric) or "n/a",
+                    ]
+                line += [row.n_params, _fmt(row.fit_s)]
+        body.append(line)
     return header, body
 
 
-def _notes(comparison: Comparison) -> str:
-    return "\n".join(filter(None, [comparison.verdict, comparison.published_note]))
+def _notes(comparison: Comparison, width: int | None = None) -> str:
+    """The verdict, the published note and the legend, each wrapped to `width` (None: one line each)."""
+    notes = [comparison.verdict, comparison.published_note, *comparison.legend]
+    if width is None:
+        return "\n".join(filter(None, notes))
+    wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_on_hyphens=False)
+    return "\n".join(wrap.fill(note) for note in notes if note)
 
 
 def to_markdown(comparison: Comparison) -> str:
     header, body = table(comparison)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines) + f"\n\n{_notes(comparison)}\n"
+    notes = _notes(comparison).replace("\n", "\n\n")  # one paragraph each in markdown
+    return "\n".join(lines) + f"\n\n{notes}\n"
 
 
 def to_csv(comparison: Comparison) -> str:
-    header, body = table(comparison)
+    header, body = table(comparison, full_labels=True)
     out = io.StringIO()
     csv.writer(out).writerows([header, *body])
     return out.getvalue()
 
 
-def to_text(comparison: Comparison) -> str:
+def line_width() -> int:
+    """The terminal's width when stdout is one (or $COLUMNS), else LINE_WIDTH."""
+    return shutil.get_terminal_size((LINE_WIDTH, 24)).columns
+
+
+def to_text(comparison: Comparison, width: int = LINE_WIDTH) -> str:
+    """The table in aligned columns; wider than `width`, it continues in blocks of columns, each led by
+    the configuration, so no line runs off a terminal. The notes follow, wrapped."""
     header, body = table(comparison)
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *body, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in [header, *body]]
-    return "\n".join(lines) + f"\n\n{_notes(comparison)}"
+    columns = list(zip(header, *body, strict=True))
+    widths = [max(len(str(c)) for c in column) for column in columns]
+    lead = 2  # the best mark and the configuration
+    blocks: list[list[int]] = [[]]
+    used = sum(widths[:lead]) + 2 * lead
+    for i in range(lead, len(columns)):
+        if blocks[-1] and used + widths[i] > width:
+            blocks.append([])
+            used = sum(widths[:lead]) + 2 * lead
+        blocks[-1].append(i)
+        used += widths[i] + 2
+    parts = []
+    for block in blocks:
+        shown = [*range(lead), *block]
+        parts.append(
+            "\n".join(
+                "  ".join(cells[i].ljust(widths[i]) for i in shown).rstrip() for cells in [header, *body]
+            )
+        )
+    return "\n\n".join(parts) + f"\n\n{_notes(comparison, width)}"
 
 
 def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
@@ -357,7 +457,7 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
     if any(row.published is not None for row in rows):
         left.plot([], [], color="tab:red", lw=2, label=comparison.published_source)
         left.legend(fontsize=8, loc=LEGEND_AT)
-    left.set_xticks(range(len(rows)), [r.label for r in rows], rotation=20, ha="right", fontsize=8)
+    left.set_xticks(range(len(rows)), [r.name for r in rows], rotation=20, ha="right", fontsize=8)
     left.set(ylabel=comparison.metric, title=f"{comparison.metric}: mean and 95% CI over seeds")
     for row in rows:
         curves = [client.get_metric_history(r.info.run_id, names.VAL_LOSS) for r in row.runs]
@@ -367,20 +467,27 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
                 by_step.setdefault(m.step, []).append(m.value)
         if by_step:
             steps = sorted(by_step)
-            right.plot(steps, [np.mean(by_step[s]) for s in steps], marker="o", ms=3, label=row.label)
+            right.plot(steps, [np.mean(by_step[s]) for s in steps], marker="o", ms=3, label=row.name)
     right.set(xlabel="step", ylabel=f"{names.VAL_LOSS} (mean over seeds)", title="learning curves")
     if right.lines:
         right.legend(fontsize=8)
     return save(fig, path)
 
 
-def log_to_parent(comparison: Comparison, client: MlflowClient, parent_run_id: str) -> None:
-    """comparison/comparison.md, .csv and .png on the sweep's parent run."""
+def log_to_parent(comparisons: dict[str, Comparison], client: MlflowClient, parent_run_id: str) -> None:
+    """comparison/comparison.md, .csv and .png on the sweep's parent run; a sweep over several tasks gets
+    a section per task in the markdown and a CSV and plot per task (comparison-<n>.csv, .png)."""
+    several = len(comparisons) > 1
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "comparison.md").write_text(to_markdown(comparison))
-        (folder / "comparison.csv").write_text(to_csv(comparison))
-        plot(comparison, client, folder / "comparison.png")
+        sections = []
+        for n, (task, comparison) in enumerate(comparisons.items(), 1):
+            stem = f"comparison-{n}" if several else "comparison"
+            (folder / f"{stem}.csv").write_text(to_csv(comparison))
+            plot(comparison, client, folder / f"{stem}.png")
+            heading = f"## {task} ({stem}.csv, {stem}.png)\n\n" if several else ""
+            sections.append(heading + to_markdown(comparison))
+        (folder / "comparison.md").write_text("\n".join(sections))
         client.log_artifacts(parent_run_id, str(folder), names.COMPARISON_ARTIFACTS)
 
 
@@ -394,20 +501,15 @@ def main(argv: list[str] | None = None) -> None:
         default=names.TEST_LOSS,
         help=f"the metric that ranks configurations (default {names.TEST_LOSS})",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if bool(args.parent_run_id) == bool(args.experiment):
         parser.error("give a PARENT_RUN_ID or --experiment NAME (one of them)")
     from seqlab.errors import SeqlabError
     from seqlab.tracking.params import redact
-    from seqlab.tracking.server import check_reachable
 
     uri = tracking_uri(args.tracking_uri)
     try:
-        check_reachable(uri)
-    except Exception as err:
-        parser.exit(1, f"seqlab-compare: {err}\n")
-    client = MlflowClient(uri)
-    try:
+        client = read_store(uri)
         runs = runs_to_compare(client, args.parent_run_id, args.experiment)
     except SeqlabError as err:
         parser.exit(1, f"seqlab-compare: {err}\n")
@@ -420,12 +522,24 @@ def main(argv: list[str] | None = None) -> None:
             f"seqlab-compare: no run has the metric {args.metric!r}; test metrics logged: "
             f"{', '.join(available)}\n",
         )
-    comparison = compare(runs, args.metric)
-    print(to_text(comparison))
+    tasks = by_task(runs)
+    comparisons = {
+        task: compare(group, args.metric)
+        for task, group in tasks.items()
+        if any(args.metric in r.data.metrics for r in group)
+    }
+    for task, group in tasks.items():
+        if len(tasks) > 1:
+            print(f"task {task}: {len(group)} run(s)\n")
+        if task in comparisons:
+            print(to_text(comparisons[task], line_width()) + "\n")
+        else:
+            logged = sorted({k for r in group for k in r.data.metrics if k.startswith(f"{names.TEST}/")})
+            print(f"no run of this task has {args.metric}; its test metrics: {', '.join(logged)}\n")
     if args.parent_run_id:
-        log_to_parent(comparison, client, args.parent_run_id)
+        log_to_parent(comparisons, client, args.parent_run_id)
         print(
-            f"\nLogged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, "
-            ".csv, .png"
+            f"Logged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, "
+            ".csv, .png" + (" (a CSV and a plot per task, numbered as above)" if len(comparisons) > 1 else "")
         )
     sys.stdout.flush()
