@@ -125,8 +125,12 @@ def searchpath_overrides(argv: list[str]) -> list[str]:
     return [a for a in argv if a.lstrip("+").startswith("hydra.searchpath=")]
 
 
-def preflight(argv: list[str]) -> list[list[str]]:
-    """Raise ConfigError for the first job of the command line whose config is invalid; the jobs checked."""
+def preflight(argv: list[str], data: bool = False) -> list[list[str]]:
+    """Raise ConfigError for the first job of the command line whose config is invalid; the jobs checked.
+
+    With `data`, a sweep's data is built too (check_data): `seqlab` asks for it, and a check of the
+    configs alone stays offline and quick.
+    """
     jobs = jobs_of(argv)
     if not jobs:
         return []
@@ -147,7 +151,7 @@ def preflight(argv: list[str]) -> list[list[str]]:
             try:
                 check_override_keys(_set_keys(job))
                 validate(cfg)
-                if len(jobs) > 1:
+                if data and len(jobs) > 1:
                     check_data(cfg, data_checked)
             except SeqlabError as err:
                 if len(jobs) > 1:

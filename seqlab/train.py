@@ -287,7 +287,7 @@ def main() -> None:
     """Console script: check every job of the command line, then hand over to Hydra."""
     sys.argv[1:] = hide_tracking_credentials(sys.argv[1:])
     try:
-        preflight(sys.argv[1:])
+        preflight(sys.argv[1:], data=True)
     except SeqlabError as err:
         if full_errors():
             raise

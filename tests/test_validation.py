@@ -84,7 +84,7 @@ def test_every_sweep_jobs_data_is_checked_before_the_first_job(tmp_path):
     good, missing = _series(tmp_path / "good.csv"), tmp_path / "missing.csv"
     argv = ["-m", "task=csv", f"task.path={good},{missing}", "task.target=a"]
     with pytest.raises(DataError, match=rf"{missing}.*no such file.*\(sweep job: .*missing\.csv"):
-        preflight(argv)
+        preflight(argv, data=True)
 
 
 def _seqlab(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
