@@ -157,7 +157,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
             return float(best) if best is not None else float("nan")
     except SeqlabError as err:
         if run_id is not None:  # no run summary is printed after an error: the message names the run
-            err.add_note(f"(MLflow run {run_id}, marked FAILED.)")
+            err.add_note(f"(MLflow run id {run_id}.)")
         raise
 
 
