@@ -167,10 +167,10 @@ def _check_target_section(
         for key in node:
             if key not in _INSTANTIATE_KEYS and key not in allowed:
                 raise _unknown_key(path, str(key), allowed)
-    check_types(node, path, target)
     check = getattr(target, "check", None)
     if inspect.ismethod(check):  # a classmethod; another library's target may have an unrelated `check`
-        check(node)
+        check(node)  # first: the target's own words on its values say more than a type name
+    check_types(node, path, target)
     return target
 
 
@@ -605,7 +605,11 @@ def check_published(cfg: DictConfig) -> None:
 
 # --- command-line checks (preflight and seqlab-rerun see the overrides themselves) ---------------
 
-RESUME_KEEPS = ("tracking.uri", "tracking.experiment")  # where the run is; everything else comes from it
+RESUME_KEEPS = (
+    "tracking.uri",
+    "tracking.experiment",
+    "torch_threads",
+)  # where and how fast; the rest is the run's
 
 
 def check_override_keys(keys: list[str]) -> None:

@@ -31,6 +31,7 @@ LIBRARY_NOTICES = (
     "lightning.pytorch.accelerators.cuda",  # LOCAL_RANK / CUDA_VISIBLE_DEVICES, each run on a GPU
     "mlflow.store.db.utils",  # SQLite store set-up
     "mlflow.system_metrics.system_metrics_monitor",  # started / stopped monitoring, each run
+    "lightning.pytorch.trainer.connectors.signal_connector",  # "Received SIGTERM", each stopped job
 )
 
 
@@ -44,10 +45,12 @@ def quiet_library_notices() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
-def build(cfg: DictConfig):
+def build(cfg: DictConfig, expected_data: str | None = None):
     """Instantiate the task (its data built and checked) and the LightningModule for a valid config.
 
-    The one way to build what a run trains: training, reports and the benchmarks all use it.
+    The one way to build what a run trains: training, reports and the benchmarks all use it. With
+    `expected_data` (a run's names.DATA_SHA256 tag, for a rerun or a resume) data files whose bytes differ
+    from the run's are refused before anything trains.
     """
     import lightning as L
 
@@ -58,6 +61,8 @@ def build(cfg: DictConfig):
     _set_torch_numerics(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = instantiate(cfg.task)
+    if expected_data:
+        task.verify_files(expected_data)
     task.prepare()  # data is built and checked before any MLflow run exists
     loss = instantiate_choice(cfg.loss)
     module = SequenceModule(
@@ -70,11 +75,14 @@ def build(cfg: DictConfig):
     return task, module
 
 
-def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
+def train(
+    cfg: DictConfig, extra_tags: dict[str, str] | None = None, expected_data: str | None = None
+) -> float:
     """Train and test one configuration; returns the best val/loss (the value a sweeper minimizes).
 
-    extra_tags go on the new run (seqlab-rerun sets rerun_of). With cfg.resume set, the config and the
-    MLflow run are those of that run id, and training continues from its last checkpoint.
+    extra_tags go on the new run (seqlab-rerun sets rerun_of); expected_data is the data a rerun must
+    train on (see build). With cfg.resume set, the config and the MLflow run are those of that run id,
+    and training continues from its last checkpoint on the data that run read.
     """
     import lightning as L
     import torch
@@ -93,9 +101,13 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
     resume = resume_point(cfg) if cfg.get("resume") else None
     if resume is not None:
         cfg = resume.cfg
+        expected_data = resume.run_tags.get(names.DATA_SHA256) or expected_data
     validate(cfg)
     quiet_library_notices()
-    task, module = build(cfg)
+    task, module = build(cfg, expected_data)
+    with open_dict(cfg):  # the logged config holds what the task resolved (an absolute task.path)
+        for key, value in task.resolved_config().items():
+            cfg.task[key] = value
     check_batch_limits(cfg.trainer, task.batch_counts(), task.batch_size)
     net = module.net
     # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
@@ -107,7 +119,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
             cfg.model.hidden_size = net.hidden_size
             if cfg.model.head_hidden is None and net.head_hidden != net.hidden_size:
                 cfg.model.head_hidden = net.head_hidden  # the budget resized the head to land within 2%
-    extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes()
+    extra_params = {names.N_PARAMS: count_parameters(net)} | task.split_sizes() | task.extra_params()
     extra_params[names.TORCH_THREADS] = torch.get_num_threads()
     log.info(
         "%s: %d parameters (hidden size %d), splits %s",
@@ -148,7 +160,7 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
             # of every run.
             tested = checkpoint.best_model_path if checkpoint is not None else None
             trainer.test(module, datamodule=task, ckpt_path=tested, verbose=False, weights_only=True)
-            run.log_metrics(figures.figures)
+            run.log_metrics(figures.figures | baseline_scores(task))
             add_run_artifacts(run, trainer, module, task, cfg, name)
             # No best score without a monitoring checkpoint callback (when the user dropped
             # callbacks.model_checkpoint, Lightning's checkpoint_callback is callbacks.last_checkpoint)
@@ -157,8 +169,20 @@ def train(cfg: DictConfig, extra_tags: dict[str, str] | None = None) -> float:
             return float(best) if best is not None else float("nan")
     except SeqlabError as err:
         if run_id is not None:  # no run summary is printed after an error: the message names the run
-            err.add_note(f"(MLflow run id {run_id}.)")
+            err.add_note(f"In MLflow run {run_id}:")
         raise
+
+
+def baseline_scores(task) -> dict[str, float]:
+    """The task's trivial baselines on the validation and test splits, as metrics (names.baseline_key);
+    logged in every run, so every comparison shows what doing nothing clever scores."""
+    from seqlab import names
+
+    return {
+        names.baseline_key(stage, name): value
+        for stage in (names.VAL, names.TEST)
+        for name, value in task.baselines(stage).items()
+    }
 
 
 def higher_is_better(module) -> str:
@@ -239,7 +263,8 @@ def full_errors() -> bool:
 
 
 def paragraph(err: SeqlabError) -> str:
-    return " ".join([str(err), *getattr(err, "__notes__", [])])
+    """The message, after the run it concerns: messages may end with a command to copy."""
+    return " ".join([*getattr(err, "__notes__", []), str(err)])
 
 
 def exit_with(err: SeqlabError) -> NoReturn:
@@ -250,7 +275,10 @@ def exit_with(err: SeqlabError) -> NoReturn:
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     try:
-        return train(cfg)
+        from seqlab.tracking.sweep import resume_sweep  # MLflow: heavy
+
+        finished = resume_sweep(cfg, train) if cfg.get("resume") else None  # resume=<a sweep's parent run>
+        return finished if finished is not None else train(cfg)
     except SeqlabError as err:
         if full_errors() or HydraConfig.get().mode is RunMode.MULTIRUN:
             # a sweep goes on to its next job, and its end lists the jobs that failed

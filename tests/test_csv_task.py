@@ -225,6 +225,16 @@ def test_csv_run_logs_metrics_scaling_and_a_served_model_in_the_data_units(tmp_p
     train(cfg)
     [run] = runs_of(client, cfg.tracking.experiment)
     metrics = run.data.metrics
+    assert run.data.params[INPUT_COLUMNS] == "load,temp"  # what the task made of the file, as params
+    # the logged config names the file by its absolute path; the params by its name (paths are tags)
+    assert (
+        f"path: {path}"
+        in Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
+    )
+    # every run scores the trivial forecasts on the same windows, in the same units
+    assert (
+        metrics["test/baseline/persistence_mse"] > 0 and "test/baseline/persistence_mse_original" in metrics
+    )
     saved = client.download_artifacts(run.info.run_id, "data/scaling.json", str(tmp_path))
     scaling = json.loads(Path(saved).read_text())
     mean, std = scaling["targets"]["mean"][0], scaling["targets"]["std"][0]
@@ -284,3 +294,17 @@ def test_the_checksum_of_the_data_is_verified_before_training(tmp_path):
 def test_csv_runs_are_labelled_by_file_and_target(tmp_path):
     assert task(tmp_path / "meters.csv").label == "csv-meters-load"
     assert instantiate(compose_config(["task=sine"]).task).label == "sine"
+
+
+def test_a_rerun_refuses_a_changed_file_before_training(tmp_path, make_cfg, client, monkeypatch):
+    from seqlab.reproduce.rerun import rerun
+
+    path = write(tmp_path / "s.csv", hourly(200))
+    cfg = make_cfg("task=csv", f"task.path={path}", "task.target=load", "model.hidden_size=8")
+    train(cfg)
+    [run] = runs_of(client, cfg.tracking.experiment)
+    write(path, hourly(200, start=7))  # the same name, other bytes
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"is not the file the run read.*SHA-256"):
+        rerun(run.info.run_id, [], cfg.tracking.uri)
+    assert len(runs_of(client, cfg.tracking.experiment)) == 1  # refused before any run was created

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from seqlab import names
 from seqlab.errors import SeqlabError, TrackingError
+from seqlab.tracking.server import SCRIPT_OPTION
 from seqlab.tracking.store import add_tracking_uri_option, read_store, tracking_uri
 
 
@@ -95,7 +96,7 @@ def run_nlls(client: MlflowClient, run_id: str) -> RunNLLs:
     from seqlab.tasks.music import MusicTask
     from seqlab.train import build
 
-    run = get_run(client, run_id, "re-evaluate")
+    run = get_run(client, run_id, "re-evaluate", SCRIPT_OPTION)
     cfg = as_seqlab_config(logged_config(client, run_id), run_id)
     task, module = build(cfg)
     if not isinstance(task, MusicTask):

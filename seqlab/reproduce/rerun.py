@@ -199,7 +199,10 @@ def rerun(run_id: str, overrides: list[str], given_uri: str | None = None) -> st
     # torch_threads, where the run's config or the overrides set it, is what train sets
     threads = logged_threads(original) if cfg.get("torch_threads") is None else None
     with run_threads(threads):
-        train(cfg, extra_tags={names.RERUN_OF: run_id})
+        # the data files the run read, checked before training (a changed file would not repeat it)
+        train(
+            cfg, extra_tags={names.RERUN_OF: run_id}, expected_data=original.data.tags.get(names.DATA_SHA256)
+        )
     [new] = client.search_runs(
         [original.info.experiment_id, *_experiment_ids(client, cfg)],
         filter_string=f"tags.{names.RERUN_OF} = '{run_id}'",

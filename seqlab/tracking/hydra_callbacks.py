@@ -66,7 +66,7 @@ class WhereRunsAre(Callback):
             lines.append(
                 f"  {run.info.run_name:<24} {run.info.status:<9} {losses}  (run id {run.info.run_id})"
             )
-        lines.append(f"Open them side by side with:\n  {ui_command(uri)}")
+        lines.append(f"Open them side by side with:\n  {ui_command(uri, experiment_id)}")
         sweeps = [r.info.run_id for r in ordered if names.SWEEP_JOBS_TAG in r.data.tags]
         if sweeps:
             compare = f"{as_typed('seqlab-compare')} {sweeps[-1]}"
