@@ -132,6 +132,40 @@ class Comparison:
     rows: list[Row]  # best first
     p_value: float  # Welch's t-test, best vs runner-up (nan: fewer than 2 rows, or < 2 seeds each)
     published_source: str = ""  # the paper the runs' published numbers come from, if they carry any
+    # the task's trivial baselines on each test metric: {"persistence": {"test/mse": 0.034, ...}, ...}
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def best_baseline(self) -> tuple[str, float] | None:
+        """The baseline that scores best on the compared metric, and its score; None without baselines."""
+        scored = [
+            (name, scores[self.metric]) for name, scores in self.baselines.items() if self.metric in scores
+        ]
+        if not scored or not self.rows:
+            return None
+        better = max if higher_is_better(self.metric, self.rows[0].runs) else min
+        return better(scored, key=lambda item: item[1])
+
+    @property
+    def baseline_note(self) -> str:
+        """Whether any configuration beats the best trivial baseline, and by how much ("" without one)."""
+        best_baseline = self.best_baseline()
+        summary = self.rows[0].metrics.get(self.metric) if self.rows else None
+        if best_baseline is None or summary is None or math.isnan(summary.mean):
+            return ""
+        name, score = best_baseline
+        higher = higher_is_better(self.metric, self.rows[0].runs)
+        margin = (summary.mean - score) if higher else (score - summary.mean)
+        share = f" ({abs(margin) / abs(score):.0%})" if score else ""
+        if margin <= 0:
+            return (
+                f"No configuration beats the best trivial baseline: {name} scores {score:.4g} on "
+                f"{self.metric}, the best configuration ({self.rows[0].name}) {summary.mean:.4g}, worse by "
+                f"{abs(margin):.3g}{share}."
+            )
+        return (
+            f"The best configuration ({self.rows[0].name}) beats the best trivial baseline ({name}, "
+            f"{score:.4g}) on {self.metric} by {margin:.3g}{share}."
+        )
 
     @property
     def published_note(self) -> str:
@@ -295,7 +329,15 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
     for run in runs:
         label = " ".join(f"{k}={run.data.params.get(k)}" for k in keys) or "all runs"
         groups.setdefault(label, []).append(run)
-    test_metrics = sorted({k for r in runs for k in r.data.metrics if k.startswith(f"{names.TEST}/")})
+    baseline_prefix = names.baseline_key(names.TEST, "")
+    test_metrics = sorted(
+        {
+            k
+            for r in runs
+            for k in r.data.metrics
+            if k.startswith(f"{names.TEST}/") and not k.startswith(baseline_prefix)
+        }
+    )
     rows = []
     for label, members in groups.items():
         row = Row(label, members)
@@ -335,7 +377,27 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
             if r.data.params.get("published.metric") == metric and "published.source" in r.data.params
         }
     )
-    return Comparison(metric, rows, p_value, "; ".join(sources))
+    return Comparison(metric, rows, p_value, "; ".join(sources), baselines_of(runs, test_metrics))
+
+
+def baselines_of(runs: list[Run], test_metrics: list[str]) -> dict[str, dict[str, float]]:
+    """The trivial baselines the runs logged (names.baseline_key), by baseline and by the test metric they
+    score like: test/baseline/persistence_mse -> {"persistence": {"test/mse": ...}}. Every run of a task
+    logs the same numbers; their mean is taken all the same."""
+    prefix = names.baseline_key(names.TEST, "")
+    # longest first: persistence_mse_original scores like test/mse_original, not like test/mse
+    suffixes = sorted(((m.removeprefix(f"{names.TEST}/"), m) for m in test_metrics), key=lambda s: -len(s[0]))
+    found: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for key, value in run.data.metrics.items():
+            scored = key.removeprefix(prefix)
+            for suffix, metric in suffixes if key.startswith(prefix) else []:
+                if scored.endswith(f"_{suffix}"):
+                    found.setdefault(scored.removesuffix(f"_{suffix}"), {}).setdefault(metric, []).append(
+                        value
+                    )
+                    break
+    return {name: {m: float(np.mean(v)) for m, v in scores.items()} for name, scores in found.items()}
 
 
 def _fmt(x: float) -> str:
@@ -367,12 +429,20 @@ def table(comparison: Comparison, full_labels: bool = False) -> tuple[list[str],
                     ]
                 line += [row.n_params, _fmt(row.fit_s)]
         body.append(line)
+    for name, scores in comparison.baselines.items():  # what doing nothing clever scores, same columns
+        line = ["baseline", name, ""]
+        for key in [comparison.metric, *metrics]:
+            line += [_fmt(scores[key]) if key in scores else "", "", ""]
+            if key == comparison.metric:
+                line += ["", ""] if comparison.published_source else []
+                line += ["", ""]
+        body.append(line)
     return header, body
 
 
 def _notes(comparison: Comparison, width: int | None = None) -> str:
     """The verdict, the published note and the legend, each wrapped to `width` (None: one line each)."""
-    notes = [comparison.verdict, comparison.published_note, *comparison.legend]
+    notes = [comparison.verdict, comparison.baseline_note, comparison.published_note, *comparison.legend]
     if width is None:
         return "\n".join(filter(None, notes))
     wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_on_hyphens=False)
@@ -456,6 +526,14 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
             left.hlines(row.published, i - 0.4, i + 0.4, colors="tab:red", lw=2)
     if any(row.published is not None for row in rows):
         left.plot([], [], color="tab:red", lw=2, label=comparison.published_source)
+    for (name, scores), style in zip(
+        comparison.baselines.items(), ("--", ":", "-.", (0, (1, 4))), strict=False
+    ):
+        if comparison.metric in scores:  # a trivial baseline: a line across every configuration
+            left.axhline(
+                scores[comparison.metric], color="tab:blue", ls=style, lw=1.5, label=f"baseline: {name}"
+            )
+    if left.get_legend_handles_labels()[0]:
         left.legend(fontsize=8, loc=LEGEND_AT)
     left.set_xticks(range(len(rows)), [r.name for r in rows], rotation=20, ha="right", fontsize=8)
     left.set(ylabel=comparison.metric, title=f"{comparison.metric}: mean and 95% CI over seeds")
