@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,11 +41,72 @@ MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 5000
 
+# MLflow creates its tables from any client that finds them missing; on an empty PostgreSQL database,
+# clients that do so at once fail with duplicate keys. seqlab's clients take this advisory lock (any
+# fixed key: it names the lock within the database) to create them one at a time, and retry while a
+# client that takes no lock (`mlflow server`, `mlflow ui`) is creating them.
+SCHEMA_LOCK_KEY = 0x5E9_1AB
+SCHEMA_WAIT_S = 60.0
+CONNECT_TIMEOUT_S = 10
+_schema_ready: set[str] = set()  # the databases this process found or made ready
+
 
 def tracking_uri(given: str | None) -> str:
     """`given` (tracking.uri or --tracking-uri), else $MLFLOW_TRACKING_URI, else outputs/mlflow.db under
     the cwd."""
     return given or os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
+
+
+def is_postgres(uri: str) -> bool:
+    """`postgresql://...` or `postgresql+<driver>://...`."""
+    return uri.partition("://")[0].partition("+")[0] == "postgresql"
+
+
+def ensure_schema(uri: str, option: str = SEQLAB_OPTION) -> None:
+    """Create MLflow's tables in a PostgreSQL database once, however many clients open it at once (no-op
+    for other stores); raise TrackingError, credentials redacted, when the database cannot be used."""
+    if not is_postgres(uri) or uri in _schema_ready:
+        return
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    def racing(exc: Exception) -> bool:
+        """Another client is creating the tables: they exist in part, or not yet at MLflow's version."""
+        if isinstance(exc, MlflowException):
+            return "schema" in str(exc)
+        return isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
+
+    deadline = time.monotonic() + SCHEMA_WAIT_S
+    engine = sqlalchemy.create_engine(
+        uri, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+    )
+    try:
+        with engine.connect() as lock:  # held until this connection closes
+            take = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
+            while not lock.execute(take, {"key": SCHEMA_LOCK_KEY}).scalar():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another client held the schema lock for over {SCHEMA_WAIT_S:.0f} s")
+                time.sleep(0.2)
+            while True:
+                try:
+                    # the artifact root is not created here; the experiments say where artifacts go
+                    SqlAlchemyStore(uri, str(Path.cwd() / "mlruns"))
+                    break
+                except Exception as exc:
+                    if not racing(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
+    except (sqlalchemy.exc.SQLAlchemyError, MlflowException, TimeoutError) as exc:
+        problem = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise TrackingError(
+            f"Cannot use the MLflow tracking store {redact(uri)} ({option}): {redact(problem)}. Check "
+            f"{option} / {TRACKING_URI_ENV}: that the database server runs, the database exists and the "
+            "user and password are right."
+        ) from None
+    finally:
+        engine.dispose()
+    _schema_ready.add(uri)
 
 
 def add_tracking_uri_option(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +144,10 @@ def ui_command(uri: str, experiment_id: str | None = None) -> str:
         with contextlib.suppress(ValueError):  # a store outside the cwd keeps its absolute path
             uri = f"sqlite:///{db.resolve().relative_to(Path.cwd())}"
         return f"{as_typed('mlflow')} ui --backend-store-uri {uri}"
+    if is_postgres(uri):  # the UI reads the database itself; its password is not printed here
+        shown = redact(uri)
+        hint = "  (with the user and password in place of ***)" if shown != uri else ""
+        return f"{as_typed('mlflow')} ui --backend-store-uri '{shown}'{hint}"
     page = runs_page(uri, experiment_id) if experiment_id is not None else redact(uri)
     return f"open {page} in a browser"
 
@@ -92,6 +158,7 @@ def read_store(uri: str, option: str = SCRIPT_OPTION) -> "MlflowClient":
     from mlflow import MlflowClient
 
     check_reachable(uri, option)
+    ensure_schema(uri, option)
     return MlflowClient(uri)
 
 
@@ -113,6 +180,7 @@ def open_experiment(uri: str, experiment: str) -> "tuple[MlflowClient, str]":
         db.parent.mkdir(parents=True, exist_ok=True)
         artifact_location = (db.resolve().parent / "mlartifacts").as_uri()
     check_reachable(uri)  # a dead server: a clear error in seconds, not minutes of MLflow retries
+    ensure_schema(uri)  # before MLflow's client, which would create the tables without a lock
     client = MlflowClient(uri)
     try:
         found = client.get_experiment_by_name(experiment)
