@@ -100,13 +100,31 @@ def save_served_model(
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)
     try:
-        _save(target, artifacts, example, output)
+        _save(target, artifacts, example, output, per_step=spec.per_step)
     finally:
         pyfunc_log.setLevel(level)
     return target
 
 
-def _save(target: Path, artifacts: dict[str, str], example: np.ndarray, output: np.ndarray) -> None:
+def any_length(signature: Any, per_step: bool) -> Any:
+    """The signature with the time axis (axis 1) of the input, and of a per-step output, left free.
+
+    A recurrent network reads a sequence of any length, but a signature inferred from the example fixes
+    every axis but the batch to the example's, and MLflow enforces it on every request: a music piece
+    of any other length than the example's padded one would be refused.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    def free(schema: Any) -> Any:
+        return Schema([TensorSpec(t.type, (t.shape[0], -1, *t.shape[2:]), t.name) for t in schema.inputs])
+
+    return ModelSignature(free(signature.inputs), free(signature.outputs) if per_step else signature.outputs)
+
+
+def _save(
+    target: Path, artifacts: dict[str, str], example: np.ndarray, output: np.ndarray, per_step: bool
+) -> None:
     import hydra
     import lightning
     import omegaconf
@@ -119,7 +137,7 @@ def _save(target: Path, artifacts: dict[str, str], example: np.ndarray, output: 
         path=str(target),
         python_model=SequenceNetModel(),
         artifacts=artifacts,
-        signature=infer_signature(example, output),
+        signature=any_length(infer_signature(example, output), per_step),
         input_example=example,
         code_paths=[str(Path(seqlab.__file__).parent)],
         pip_requirements=[  # explicit: inferring them would run the model in a subprocess
