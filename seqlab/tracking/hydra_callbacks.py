@@ -80,6 +80,10 @@ class SweepParentRun(Callback):
     Hydra's sweepers raise at the end of a batch in which a job failed, so on_multirun_end never
     comes: the parent is then ended at interpreter exit, FAILED and naming the jobs that failed.
 
+    A job stopped on its own (SIGTERM or SIGUSR2 to a submitit job: SLURM's scancel or preemption) ends its
+    run KILLED and its job as failed; the launcher collects the other jobs and the parent ends KILLED,
+    naming it.
+
     SIGTERM or SIGINT to the launching process (a scheduler, Ctrl-C) stops the sweep: no job starts after
     it (a stop file in the sweep folder, which every job checks as it starts), SIGTERM is passed on to the
     job processes (joblib's workers), which end their runs KILLED at their next batch, and the process
@@ -90,22 +94,28 @@ class SweepParentRun(Callback):
         self.parent_run_id: str | None = None
         self.config: DictConfig | None = None
         self.stopping = False
+        # Set before the launcher sends the jobs out: Hydra pickles this callback with each job that runs in
+        # a process of its own, so every job learns the sweep from it, whatever environment it starts in.
+        self.job_context: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from seqlab.tracking.sweep import start_sweep  # MLflow: heavy
+        from seqlab.tracking.sweep import TORCH_THREADS_ENV, job_context, start_sweep  # MLflow: heavy
 
         self.config = config
+        user_threads = os.environ.get(TORCH_THREADS_ENV)
         self.parent_run_id = start_sweep(config)
+        self.job_context = job_context(config, self.parent_run_id, user_threads)
         atexit.register(self._end)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from seqlab.tracking.sweep import PARENT_RUN_ENV, stop_file
+        from seqlab.tracking.sweep import join_sweep, stop_file
 
-        if not os.environ.get(PARENT_RUN_ENV):
+        if self.job_context is None:
             return
+        join_sweep(self.job_context)
         stop = stop_file(str(config.hydra.sweep.dir))
         if stop.exists():  # a job the launcher handed out before the sweep was stopped
             raise SystemExit(128 + _signum(stop))

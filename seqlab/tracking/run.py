@@ -1,7 +1,7 @@
 """One MLflow run per training job, owned from creation to its final status.
 
-The run ends FINISHED on success, FAILED on an exception (the error kept as a tag), KILLED on Ctrl-C
-or SIGTERM; it is never left RUNNING.
+The run ends FINISHED on success, FAILED on an exception (the error kept as a tag), KILLED on Ctrl-C,
+SIGTERM or SIGUSR2; it is never left RUNNING.
 """
 
 import functools
@@ -22,7 +22,7 @@ from mlflow.entities import Param, RunTag
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab import names
-from seqlab.errors import TrackingError
+from seqlab.errors import SeqlabError, TrackingError
 from seqlab.tracking.logger import RETRY_EVERY_S, MlflowMetricLogger
 from seqlab.tracking.params import leaves, redact, redact_config
 from seqlab.tracking.provenance import run_tags
@@ -36,6 +36,7 @@ from seqlab.tracking.store import (
 )
 from seqlab.tracking.sweep import (
     PARENT_RUN_ENV,
+    in_job_process,
     paragraph,
     resume_command,
     say,
@@ -48,11 +49,22 @@ log = logging.getLogger(__name__)
 SYSTEM_METRICS_EVERY_S = 5
 
 
+class JobStoppedError(SeqlabError):
+    """A sweep job running in a process of its own was stopped by a signal: its run is KILLED, and the
+    launcher, which gets this as the job's failure, goes on collecting the other jobs."""
+
+
+# SIGUSR2: what SLURM sends a submitit job before its time limit or on preemption (submitit's default).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+
+
 class _Interrupts:
-    """Records Ctrl-C and SIGTERM so the run can be marked KILLED rather than FAILED.
+    """Records Ctrl-C, SIGTERM and SIGUSR2 so the run can be marked KILLED rather than FAILED.
 
     Inside trainer.fit Lightning chains its own SIGTERM handler before this one and stops at the next
-    batch boundary (so a checkpoint is never cut half-written); outside fit, SIGTERM interrupts at once.
+    batch boundary (so a checkpoint is never cut half-written), SIGUSR2 going the same way; outside fit,
+    they interrupt at once. While the run lasts these handlers stand in for submitit's, which would
+    requeue a job from its start in a new run: a stopped job's run is resumed from its last checkpoint.
     """
 
     def __init__(self) -> None:
@@ -62,7 +74,7 @@ class _Interrupts:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
 
@@ -71,9 +83,13 @@ class _Interrupts:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        if signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) != self._handle:
-            return  # Lightning's handler is installed on top of ours and stops training gracefully
+        self.signum = self.signum or signum  # the first signal names the stop
+        lightning = signal.getsignal(signal.SIGTERM)
+        if signum != signal.SIGINT and lightning != self._handle:
+            # Lightning's handler is installed on top of ours and stops training gracefully
+            if signum != signal.SIGTERM and callable(lightning):
+                lightning(signal.SIGTERM, frame)
+            return
         raise KeyboardInterrupt
 
 
@@ -205,6 +221,11 @@ def tracked_run(
             status = "KILLED"
             signum = interrupts.signum or signal.SIGINT
             end_tags[names.SIGNAL_TAG] = signal.Signals(signum).name
+            if in_job_process():
+                raise JobStoppedError(
+                    f"run {run_id} ({run_name}) was stopped by {signal.Signals(signum).name} and is KILLED; "
+                    "the sweep's end says how to finish it"
+                ) from exc
             raise SystemExit(128 + signum) from exc
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             status, failing = "FINISHED", False

@@ -2,7 +2,10 @@
 
 The parent is created in the launching process before any job starts (which also creates the store's
 schema and the experiment once, so parallel jobs on one SQLite file never race to migrate or create
-them); jobs learn its id from $SEQLAB_PARENT_RUN_ID, which process-based launchers (joblib) inherit.
+them). Jobs learn its id, and their share of the cores, from a JobContext that travels inside each job
+(Hydra pickles its callbacks with the job for joblib's workers and for submitit's local and SLURM jobs,
+whose environment is the scheduler's, not the launching process's); join_sweep puts it in the job's
+environment ($SEQLAB_PARENT_RUN_ID, $SEQLAB_TORCH_THREADS).
 The parent ends FINISHED only when every job's run did, FAILED otherwise, naming the jobs that did not,
 KILLED when the sweep was stopped; `seqlab resume=<parent run id>` (resume_sweep) finishes such a sweep.
 Every line printed here goes through `say`: a reader that went away (`| tee` stopped with Ctrl-C) must
@@ -15,7 +18,8 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,7 +42,12 @@ from seqlab.tracking.store import (
 log = logging.getLogger(__name__)
 
 PARENT_RUN_ENV = "SEQLAB_PARENT_RUN_ID"
-TORCH_THREADS_ENV = "SEQLAB_TORCH_THREADS"  # threads per job in a parallel sweep (cores / n_jobs)
+TORCH_THREADS_ENV = "SEQLAB_TORCH_THREADS"  # threads per job in a parallel sweep (threads_per_job)
+# The process that runs the sweep: a job stopped in it stops the sweep, a job stopped in a process of its own
+# (a joblib worker, a submitit job) ends alone and the launcher goes on collecting the others.
+SWEEP_PID_ENV = "SEQLAB_SWEEP_PID"
+SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"  # set by SLURM in a job that asked for --cpus-per-task
+SUBMITIT_LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
 MAX_RUN_NAME = 240
 MAX_NAME_VALUE = 24  # a longer override value is shortened in the sweep's name (a path to its file name)
 STOP_FILE = ".seqlab-stopped"  # in the sweep folder once the sweep is stopped: no job starts after it
@@ -120,13 +129,78 @@ def parse(overrides: list[str]) -> list[Any]:
     return OverridesParser.create().parse_overrides(overrides)
 
 
-def threads_per_job(n_jobs: Any) -> int | None:
-    """Cores shared out between parallel jobs (joblib's n_jobs: -1 is one job per core)."""
-    if not isinstance(n_jobs, int) or n_jobs == 1:
-        return None
-    cores = os.cpu_count() or 1
-    parallel = cores if n_jobs < 0 else min(n_jobs, cores)
-    return max(1, cores // parallel)
+def threads_per_job(
+    launcher: Mapping[str, Any],
+    n_jobs: int,
+    environ: Mapping[str, str] | None = None,
+    cores: int | None = None,
+) -> int | None:
+    """Torch threads for each job of a sweep: the cores a job is given, so jobs running side by side do not
+    fight over them. Inside a SLURM allocation its cores are SLURM_CPUS_PER_TASK, else this machine's
+    (those this process may run on). A launcher's cpus_per_task (submitit) is what each job gets; else the
+    cores are shared out between the jobs that run at once: joblib's n_jobs (-1: one per core), every job of
+    the sweep with submitit_local. None where jobs run one after another on the whole machine (the basic
+    launcher outside SLURM): torch's own default then. `launcher` is the config's hydra.launcher, `n_jobs`
+    the number of jobs in the sweep."""
+    environ = os.environ if environ is None else environ
+    allotted = environ.get(SLURM_CPUS_ENV)
+    if allotted:
+        cores = int(allotted)
+    elif cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = launcher.get("cpus_per_task")
+    if cpus:
+        return max(1, min(int(cpus), cores))
+    parallel = 1
+    joblib_jobs = launcher.get("n_jobs")
+    if isinstance(joblib_jobs, int) and joblib_jobs != 1:
+        parallel = min(cores if joblib_jobs < 0 else joblib_jobs, n_jobs)
+    elif launcher.get("_target_") == SUBMITIT_LOCAL:
+        parallel = n_jobs  # submitit_local starts every job at once
+    if parallel <= 1:
+        return cores if allotted else None
+    return max(1, cores // min(parallel, cores))
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What each job of a sweep needs from the process that started the sweep. It is carried inside the job
+    (as SweepParentRun's state, which Hydra pickles with the job), never through the environment, which
+    a scheduler need not pass on (sbatch --export=NONE, a submitit job started later)."""
+
+    parent_run_id: str
+    sweep_pid: int
+    launcher: dict[str, Any]
+    n_jobs: int
+    user_threads: str | None  # $SEQLAB_TORCH_THREADS as the user set it: it wins over threads_per_job
+
+
+def job_context(config: DictConfig, parent_run_id: str, user_threads: str | None) -> JobContext:
+    from omegaconf import OmegaConf
+
+    launcher = OmegaConf.to_container(config.hydra.get("launcher") or {}, resolve=False)
+    assert isinstance(launcher, dict)
+    n_jobs = len(sweep_jobs(sweep_overrides(config)))
+    plain = {str(key): value for key, value in launcher.items()}
+    return JobContext(parent_run_id, os.getpid(), plain, n_jobs, user_threads)
+
+
+def join_sweep(context: JobContext) -> None:
+    """In a job, wherever it runs: nest its run under the parent and give torch the job's share of the
+    cores (decided here, where SLURM says what the job was given)."""
+    os.environ[PARENT_RUN_ENV] = context.parent_run_id
+    os.environ[SWEEP_PID_ENV] = str(context.sweep_pid)
+    threads = context.user_threads or threads_per_job(context.launcher, context.n_jobs)
+    if threads:
+        os.environ[TORCH_THREADS_ENV] = str(threads)
+    else:
+        os.environ.pop(TORCH_THREADS_ENV, None)
+
+
+def in_job_process() -> bool:
+    """Whether this process runs one job of a sweep started by another process."""
+    sweep_pid = os.environ.get(SWEEP_PID_ENV)
+    return bool(os.environ.get(PARENT_RUN_ENV)) and bool(sweep_pid) and sweep_pid != str(os.getpid())
 
 
 def sweep_name(overrides: list[str]) -> str:
@@ -155,16 +229,14 @@ def start_sweep(config: DictConfig) -> str:
     overrides = sweep_overrides(config)
     client, experiment_id = open_experiment(tracking_uri(config.tracking.uri), config.tracking.experiment)
     n_jobs = len(sweep_jobs(overrides))
-    launcher = config.hydra.get("launcher") or {}
-    threads = threads_per_job(launcher.get("n_jobs"))
-    if threads is not None:
-        os.environ.setdefault(TORCH_THREADS_ENV, str(threads))
+    # what each job is planned to get, for resume_sweep; a SLURM job learns its own as it starts
+    threads = os.environ.get(TORCH_THREADS_ENV) or threads_per_job(config.hydra.get("launcher") or {}, n_jobs)
     tags = run_tags() | {names.SWEEP_DIR_TAG: str(config.hydra.sweep.dir), names.SWEEP_JOBS_TAG: str(n_jobs)}
     recorded = json.dumps([redact(o) for o in overrides])
     if len(recorded) <= MAX_TAG_LENGTH:  # longer: resume_sweep says the sweep cannot be rebuilt
         tags[names.SWEEP_OVERRIDES_TAG] = recorded
-    if os.environ.get(TORCH_THREADS_ENV):
-        tags[names.SWEEP_THREADS_TAG] = os.environ[TORCH_THREADS_ENV]
+    if threads:
+        tags[names.SWEEP_THREADS_TAG] = str(threads)
     run = client.create_run(experiment_id, run_name=sweep_name(overrides), tags=tags)
     params = {}
     for override in overrides:
@@ -173,6 +245,7 @@ def start_sweep(config: DictConfig) -> str:
     if params:
         client.log_batch(run.info.run_id, params=[Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()])
     os.environ[PARENT_RUN_ENV] = run.info.run_id
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())
     return run.info.run_id
 
 
@@ -281,6 +354,7 @@ def conclude(
 def end_sweep(config: DictConfig, parent_run_id: str) -> str:
     """Give the parent its final status from its jobs' runs, then say which did not finish; returns it."""
     os.environ.pop(PARENT_RUN_ENV, None)
+    os.environ.pop(SWEEP_PID_ENV, None)
     uri = tracking_uri(config.tracking.uri)
     client, experiment_id = open_experiment(uri, config.tracking.experiment)
     children = _end_leftover_runs(client, job_runs(client, experiment_id, parent_run_id))
