@@ -179,10 +179,11 @@ def test_experiments_are_marked_as_model_training_for_the_ui(tracking_uri):
     assert kind(chosen) == "genai_development"
 
 
-def test_the_ui_line_of_a_server_opens_the_runs_page():
+def test_the_ui_line_of_a_server_opens_the_runs_page(tmp_path, monkeypatch):
     assert ui_command("http://user:pw@127.0.0.1:5000/", "7") == (
         "open http://***@127.0.0.1:5000/#/experiments/7/runs in a browser"
     )
-    assert ui_command("sqlite:////tmp/x/mlflow.db", "7").endswith(
-        "ui --backend-store-uri sqlite:////tmp/x/mlflow.db"
-    )
+    store = tmp_path / "elsewhere" / "mlflow.db"
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")  # a store outside the working folder keeps its absolute path
+    assert ui_command(f"sqlite:///{store}", "7").endswith(f"ui --backend-store-uri sqlite:///{store}")
