@@ -40,3 +40,12 @@ bench-test: install
 
 clean:
 	rm -rf outputs multirun .pytest_cache
+
+# A tracking stack on this machine: PostgreSQL and an MLflow server on it, on 127.0.0.1, data under
+# outputs/tracking-stack; prints the tracking.uri to use (docs/scale-out.md). server-stop ends both by pid.
+.PHONY: server server-stop
+server: install
+	$(BIN)/python -m seqlab.tracking.stack start
+
+server-stop:
+	$(BIN)/python -m seqlab.tracking.stack stop
