@@ -320,7 +320,14 @@ def main() -> None:
         if full_errors():
             raise
         exit_with(err)
-    hydra_main()
+    try:
+        hydra_main()
+    except SystemExit as done:
+        # Hydra ends a sweep whose job failed with a seqlab error (printed as its one paragraph) with exit
+        # status 1; the user's errors exit 2 wherever they surface, as they do before the sweep starts.
+        if done.code == 1 and isinstance(done.__context__, ReportedError):
+            raise SystemExit(USAGE_ERROR) from None
+        raise
 
 
 if __name__ == "__main__":
