@@ -2,6 +2,7 @@
 run nested under the sweep's parent, each with its share of the cores, and a job stopped by the signals
 SLURM sends (SIGTERM on scancel, SIGUSR2 on preemption) ends KILLED, resumable, named by the parent."""
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -114,6 +115,18 @@ def _job_process(launching: subprocess.Popen, job_dir_prefix: str) -> psutil.Pro
     return None
 
 
+def _stop_tree(proc: subprocess.Popen) -> None:
+    """Kill what is left of a sweep this test started: the launching process and submitit's job processes
+    (which outlive it)."""
+    if proc.poll() is not None:
+        return
+    started = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for process in started:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    proc.wait(timeout=10)
+
+
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,10 +149,9 @@ def test_a_submitit_job_stopped_by_slurms_signals_ends_killed_and_resumes(tmp_pa
         _wait_for(lambda: any(tmp_path.glob("outputs/multirun/*/0-*/checkpoints/last.ckpt")), proc)
         job = _wait_for(lambda: _job_process(proc, "0-cell=rnn"), proc, timeout=10)
         job.send_signal(signum)  # as SLURM signals a job's processes: the sweep itself is not told
-        output, _ = proc.communicate(timeout=60)
+        output, _ = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _stop_tree(proc)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert not [r.info.run_name for r in runs_of(client, "seqlab") if r.info.status == "RUNNING"], output[
         -3000:

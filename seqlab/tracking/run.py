@@ -223,8 +223,8 @@ def tracked_run(
             end_tags[names.SIGNAL_TAG] = signal.Signals(signum).name
             if in_job_process():
                 raise JobStoppedError(
-                    f"run {run_id} ({run_name}) was stopped by {signal.Signals(signum).name} and is KILLED; "
-                    "the sweep's end says how to finish it"
+                    f"stopped by {signal.Signals(signum).name}: the run ({run_name}) is KILLED, and the "
+                    "sweep's end says how to finish it"
                 ) from exc
             raise SystemExit(128 + signum) from exc
         if isinstance(exc, SystemExit) and exc.code in (0, None):

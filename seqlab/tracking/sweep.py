@@ -339,7 +339,7 @@ def conclude(
         if finished
         else ""
     )
-    how = "the sweep was stopped" if killed else "a job failed"
+    how = "the sweep was stopped" if stopped else "a job was stopped" if killed else "a job failed"
     head = (
         f"seqlab: the sweep's parent run {parent_run_id} is {status} ({how}); jobs that did not finish "
         f"({len(failed)} of {len(jobs)}):"
