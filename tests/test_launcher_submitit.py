@@ -178,3 +178,19 @@ def test_a_submitit_job_stopped_by_slurms_signals_ends_killed_and_resumes(tmp_pa
     resumed = client.get_run(stopped.info.run_id)
     assert resumed.info.status == "FINISHED" and names.RESUMED_TAG in resumed.data.tags
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+def test_a_submitit_job_that_fails_makes_the_parent_failed_and_named(tmp_path):
+    proc = _seqlab(tmp_path, "-m", "optimizer=sgd", "optimizer.lr=0.01,1e30", "trainer.max_epochs=1", *TINY,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent = _parent(client)
+    jobs = _jobs(client, parent.info.run_id)
+    assert {num: job.info.status for num, job in jobs.items()} == {"0": "FINISHED", "1": "FAILED"}, output[
+        -3000:
+    ]
+    assert parent.info.status == "FAILED"
+    failed = parent.data.tags[names.FAILED_JOBS_TAG]
+    assert failed.startswith("job 1 (") and "FAILED DivergedError" in failed and "job 0" not in failed
