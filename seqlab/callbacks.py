@@ -2,6 +2,7 @@
 
 import logging
 import math
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -57,6 +58,24 @@ class DivergenceGuard(L.Callback):
                 "optimizer.lr, set trainer.gradient_clip_val (e.g. 1.0), or add a norm (norm=layer); the run "
                 "is marked FAILED."
             )
+
+
+class StopOnInterrupt(L.Callback):
+    """Take a recorded Ctrl-C at the next batch boundary, should the interrupt itself have been lost
+    (seqlab.tracking.run: one raised inside a finalizer is dropped by Python)."""
+
+    def __init__(self, check: Callable[[], None]) -> None:
+        self.check = check
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx
+    ) -> None:
+        self.check()
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self.check()
 
 
 class EpochSummary(L.Callback):

@@ -90,6 +90,7 @@ def train(
 
     from seqlab import names
     from seqlab.assemble import choice_name
+    from seqlab.callbacks import StopOnInterrupt
     from seqlab.models.network import count_parameters
     from seqlab.reproduce.checkpoint import RunCheckpointLink
     from seqlab.reproduce.provenance import determinism_tag, provenance_tags
@@ -140,7 +141,8 @@ def train(
     try:
         with tracked_run(cfg, name, extra_params, tags, reopen_run_id=reopen) as run:
             run_id = run.run_id
-            callbacks += [RunCheckpointLink(run.client, run.run_id), figures]
+            stop = StopOnInterrupt(run.interrupts.raise_if_interrupted)
+            callbacks += [RunCheckpointLink(run.client, run.run_id), figures, stop]
             trainer: L.Trainer = instantiate(
                 cfg.trainer,
                 logger=run.logger,

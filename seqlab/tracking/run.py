@@ -92,6 +92,13 @@ class _Interrupts:
             return
         raise KeyboardInterrupt
 
+    def raise_if_interrupted(self) -> None:
+        """Ctrl-C again, where a safe point of training can take it: a KeyboardInterrupt raised while
+        Python runs a finalizer (a database connection being cleaned up) is printed and dropped, and
+        training would go on as if nothing happened."""
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
 
 @dataclass
 class TrackedRun:
@@ -99,6 +106,7 @@ class TrackedRun:
     run_id: str
     logger: MlflowMetricLogger
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
+    interrupts: _Interrupts = field(default_factory=_Interrupts)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         self.logger.log_metrics(metrics)
@@ -202,7 +210,7 @@ def tracked_run(
     spool = Spool(Path(cfg.paths.output_dir) / SPOOL_DIRNAME, run_id)
     tracked = TrackedRun(client, run_id, MlflowMetricLogger(client, run_id, spool))
     monitor = start_system_metrics(run_id, uri) if cfg.tracking.get("system_metrics") else None
-    interrupts = _Interrupts()
+    interrupts = tracked.interrupts
     interrupts.install()
     status, end_tags, failing = "FAILED", {}, True
     try:
