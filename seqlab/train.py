@@ -277,14 +277,18 @@ def exit_with(err: SeqlabError) -> NoReturn:
 @hydra.main(version_base="1.3", config_path="pkg://seqlab.conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     try:
-        from seqlab.tracking.sweep import resume_sweep  # MLflow: heavy
+        from seqlab.tracking.sweep import resume_sweep, say  # MLflow: heavy
 
         finished = resume_sweep(cfg, train) if cfg.get("resume") else None  # resume=<a sweep's parent run>
         return finished if finished is not None else train(cfg)
     except SeqlabError as err:
-        if full_errors() or HydraConfig.get().mode is RunMode.MULTIRUN:
-            # a sweep goes on to its next job, and its end lists the jobs that failed
+        if full_errors():
             raise ReportedError(paragraph(err)) from err
+        if HydraConfig.get().mode is RunMode.MULTIRUN:
+            # The job's run is FAILED; the sweep goes on to its next job, its parent run ends FAILED naming
+            # this one, and the command exits USAGE_ERROR (main). Raised, Hydra would add its own lines.
+            say(f"seqlab: {paragraph(err)}", sys.stderr)
+            return float("nan")
         # A lone run ends here, with the paragraph alone: Hydra would print a summary of runs before it
         # and a hint about stack traces after it.
         exit_with(err)
@@ -322,14 +326,13 @@ def main() -> None:
         if full_errors():
             raise
         exit_with(err)
-    try:
-        hydra_main()
-    except SystemExit as done:
-        # Hydra ends a sweep whose job failed with a seqlab error (printed as its one paragraph) with exit
-        # status 1; the user's errors exit 2 wherever they surface, as they do before the sweep starts.
-        if done.code == 1 and isinstance(done.__context__, ReportedError):
-            raise SystemExit(USAGE_ERROR) from None
-        raise
+    hydra_main()
+    from seqlab.tracking.hydra_callbacks import ENDED_SWEEPS
+
+    if "FAILED" in ENDED_SWEEPS:  # a job failed with a user's error: the status of every such error
+        raise SystemExit(USAGE_ERROR)
+    if "KILLED" in ENDED_SWEEPS:  # a job was stopped (preempted, cancelled): resumable, not a success
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,11 @@ class WhereRunsAre(Callback):
         say(redact("\n".join(lines)))
 
 
+# The final status of each sweep this process ended: the entry point's exit status follows it
+ENDED_SWEEPS: list[str] = []
+USAGE_ERROR = 2  # as seqlab.train's: the exit status of every error a user can fix
+
+
 class SweepParentRun(Callback):
     """One MLflow parent run per multirun, created before the first job and ended after the last.
 
@@ -99,11 +104,17 @@ class SweepParentRun(Callback):
         self.job_context: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from seqlab.tracking.sweep import TORCH_THREADS_ENV, job_context, start_sweep  # MLflow: heavy
+        from seqlab.errors import SeqlabError
+        from seqlab.tracking.sweep import TORCH_THREADS_ENV, job_context, say, start_sweep  # MLflow: heavy
 
         self.config = config
         user_threads = os.environ.get(TORCH_THREADS_ENV)
-        self.parent_run_id = start_sweep(config)
+        try:
+            self.parent_run_id = start_sweep(config)
+        except SeqlabError as err:  # no store, no sweep: not one job started to fail the same way
+            say(f"seqlab: {redact(str(err))}", sys.stderr)
+            ENDED_SWEEPS.append("FAILED")
+            raise SystemExit(USAGE_ERROR) from None
         self.job_context = job_context(config, self.parent_run_id, user_threads)
         atexit.register(self._end)
         if threading.current_thread() is threading.main_thread():
@@ -130,8 +141,9 @@ class SweepParentRun(Callback):
         from seqlab.tracking.sweep import end_sweep, say
 
         try:
-            end_sweep(self.config, parent)
+            ENDED_SWEEPS.append(end_sweep(self.config, parent))
         except Exception as exc:  # never hide the sweep's own outcome behind this one
+            ENDED_SWEEPS.append("FAILED")
             say(redact(f"seqlab: could not end the sweep's parent run {parent}: {exc}"), sys.stderr)
 
     def _stop(self, signum: int, frame: Any) -> None:
