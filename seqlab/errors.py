@@ -4,6 +4,8 @@ Plain exceptions, so the tasks and models that raise them need no Hydra; the `se
 them to Hydra as a compact error (the message alone, no traceback; HYDRA_FULL_ERROR=1 still shows it).
 """
 
+USAGE_ERROR = 2  # the exit status of every error a user can fix: a config, a data file, a store
+
 
 class SeqlabError(Exception):
     """Something the user can fix: a bad config, a bad data file, a diverging run."""

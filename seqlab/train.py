@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from seqlab.config import check_batch_limits, register_configs, validate
-from seqlab.errors import SeqlabError
+from seqlab.errors import USAGE_ERROR, SeqlabError
 from seqlab.preflight import preflight
 
 log = logging.getLogger(__name__)
@@ -255,9 +255,6 @@ def _set_torch_numerics(cfg: DictConfig) -> None:
 
 class ReportedError(CompactHydraException):
     """A SeqlabError on its way out of a Hydra job: Hydra prints a compact error's message alone."""
-
-
-USAGE_ERROR = 2  # the exit status of every error a user can fix: a config, a data file, a store
 
 
 def full_errors() -> bool:

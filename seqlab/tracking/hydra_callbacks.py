@@ -76,7 +76,6 @@ class WhereRunsAre(Callback):
 
 # The final status of each sweep this process ended: the entry point's exit status follows it
 ENDED_SWEEPS: list[str] = []
-USAGE_ERROR = 2  # as seqlab.train's: the exit status of every error a user can fix
 
 
 class SweepParentRun(Callback):
@@ -104,7 +103,7 @@ class SweepParentRun(Callback):
         self.job_context: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from seqlab.errors import SeqlabError
+        from seqlab.errors import USAGE_ERROR, SeqlabError
         from seqlab.tracking.sweep import TORCH_THREADS_ENV, job_context, say, start_sweep  # MLflow: heavy
 
         self.config = config
