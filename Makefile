@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 # Reinstall when the pins or the project metadata change; constraints.txt pins every package
-# (torch==2.13.0 CPU among them) so a rerun on another day installs the same versions.
+# (torch==2.13.0 CPU among them) so a rerun on another day installs the same versions. The editable
+# install puts the checkout on sys.path (compat mode) so Hydra's plugin scan, which lists the
+# hydra_plugins namespace with pkgutil, finds seqlab's own plugins there.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # The main job: a multirun over the three cells on the default synthetic task, logged to outputs/mlflow.db.
