@@ -18,6 +18,7 @@ import psutil
 import pytest
 from conftest import TINY, seqlab_env
 from mlflow import MlflowClient
+from slow_run import SLOW_EPOCHS, assert_complete, start_seqlab, wait_for_first_epoch
 
 from seqlab.tracking.stack import Stack, find_bindir
 
@@ -252,3 +253,25 @@ def test_stop_ends_both_by_pid_and_a_restart_keeps_the_uri_and_the_runs(stack):
     assert restarted.stdout.splitlines()[-1] == f"tracking.uri={uri}"  # the same ports as before
     assert MlflowClient(uri).get_experiment_by_name(kept) is not None  # and the same data
     assert json.loads(stack.state_file.read_text())["pg_port"] == state["pg_port"]
+
+
+def test_a_run_logging_through_the_stack_restarted_mid_training_loses_nothing(stack, tmp_path):
+    """Both the MLflow server and PostgreSQL stopped and started again while a run trains: its metrics
+    wait in the spool, and the run ends FINISHED with every epoch, as it does against a SQLite server."""
+    stack, _ = stack
+    uri = f"http://127.0.0.1:{stack.state()['port']}"
+    client, experiment = MlflowClient(uri), f"restart-{uuid.uuid4().hex[:8]}"
+    proc = start_seqlab(tmp_path, uri, experiment, *SLOW_EPOCHS)
+    try:
+        run_id = wait_for_first_epoch(client, proc, experiment)
+        stopped = stack_command(stack.root, "stop")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        time.sleep(3)  # training goes on meanwhile
+        assert proc.poll() is None, "the run ended before the outage: make it slower"
+        restarted = stack_command(stack.root, "start")
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        output, _ = proc.communicate(timeout=400)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-4000:]
+    assert_complete(client, run_id)

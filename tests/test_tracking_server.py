@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import seqlab_env
 from mlflow import MlflowClient
-
-from seqlab import names
+from slow_run import SLOW_EPOCHS, assert_complete, start_seqlab, the_run, wait_for_first_epoch
 
 pytestmark = pytest.mark.integration
 SECRET = "hunter2-secret"
@@ -90,67 +89,14 @@ def experiment(request) -> str:
     return request.node.name
 
 
-def _seqlab(tmp_path: Path, uri: str, experiment: str, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "seqlab.train",
-            f"tracking.uri={uri}",
-            f"tracking.experiment={experiment}",
-            "tracking.system_metrics=false",
-            *overrides,
-        ],
-        cwd=tmp_path,
-        env=seqlab_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _the_run(client: MlflowClient, experiment: str):
-    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
-    return run
-
-
-def _wait_for_first_epoch(
-    client: MlflowClient, proc: subprocess.Popen, experiment: str, timeout: float = 180
-) -> str:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        exp = client.get_experiment_by_name(experiment)
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        if runs and names.VAL_LOSS in runs[0].data.metrics:
-            return runs[0].info.run_id
-        time.sleep(0.3)
-    raise AssertionError(
-        "training never logged an epoch: " + (proc.stdout.read() if proc.poll() is not None else "")
-    )
-
-
-EPOCHS = 6
-SLOW_EPOCHS = [f"trainer.max_epochs={EPOCHS}", "task.n_train=6000", "model.hidden_size=96"]
-
-
-def _assert_complete(client: MlflowClient, run_id: str) -> None:
-    run = client.get_run(run_id)
-    assert run.info.status == "FINISHED"
-    assert len(client.get_metric_history(run_id, names.VAL_LOSS)) == EPOCHS
-    assert len(client.get_metric_history(run_id, names.TRAIN_LOSS)) == EPOCHS
-    assert names.TEST_LOSS in run.data.metrics
-    listed = {f.path for f in client.list_artifacts(run_id)}
-    assert {"checkpoints", "plots", "model", "config.yaml"} <= listed
-
-
 def test_end_to_end_against_a_server_with_credentials_in_the_uri(server, experiment, tmp_path):
     uri = f"http://bob:{SECRET}@127.0.0.1:{server.port}"
-    proc = _seqlab(tmp_path, uri, experiment, "debug=fast")
+    proc = start_seqlab(tmp_path, uri, experiment, "debug=fast")
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output[-4000:]
     assert SECRET not in output
     client = MlflowClient(server.uri)
-    run = _the_run(client, experiment)
+    run = the_run(client, experiment)
     assert run.info.status == "FINISHED"
     assert run.data.params["tracking.uri"] == f"http://***@127.0.0.1:{server.port}"
     config_yaml = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read_text()
@@ -163,9 +109,9 @@ def test_end_to_end_against_a_server_with_credentials_in_the_uri(server, experim
 
 def test_a_server_restarted_mid_training_loses_nothing(server, experiment, tmp_path):
     client = MlflowClient(server.uri)
-    proc = _seqlab(tmp_path, server.uri, experiment, *SLOW_EPOCHS)
+    proc = start_seqlab(tmp_path, server.uri, experiment, *SLOW_EPOCHS)
     try:
-        run_id = _wait_for_first_epoch(client, proc, experiment)
+        run_id = wait_for_first_epoch(client, proc, experiment)
         server.stop()
         time.sleep(6)  # training goes on meanwhile; its metrics wait in the spool
         server.start()
@@ -173,15 +119,15 @@ def test_a_server_restarted_mid_training_loses_nothing(server, experiment, tmp_p
     finally:
         proc.kill()
     assert proc.returncode == 0, output[-4000:]
-    _assert_complete(client, run_id)
+    assert_complete(client, run_id)
     assert not list(tmp_path.rglob("mlflow-spool")), "an emptied spool is removed"
 
 
 def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, experiment, tmp_path):
     client = MlflowClient(server.uri)
-    proc = _seqlab(tmp_path, server.uri, experiment, *SLOW_EPOCHS, "tracking.outage_wait_s=3")
+    proc = start_seqlab(tmp_path, server.uri, experiment, *SLOW_EPOCHS, "tracking.outage_wait_s=3")
     try:
-        run_id = _wait_for_first_epoch(client, proc, experiment)
+        run_id = wait_for_first_epoch(client, proc, experiment)
         server.stop()
         output, _ = proc.communicate(timeout=400)
     finally:
@@ -204,5 +150,5 @@ def test_a_server_that_never_returns_leaves_a_spool_to_upload(server, experiment
         timeout=300,
     )
     assert upload.returncode == 0, f"{command}: {upload.stderr[-3000:]}"
-    _assert_complete(client, run_id)
+    assert_complete(client, run_id)
     assert not spool.exists()
