@@ -3,6 +3,7 @@
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -156,3 +157,93 @@ class WeightNoise(L.Callback):
                 for p, clean in self._clean:
                     p.copy_(clean)
             self._clean.clear()
+
+
+class GradientFlow(L.Callback):
+    """After training, how far back in time the loss at the last step still reaches (seqlab.diagnostics.
+    gradient_flow): `plots/gradient_flow.png` and `.csv` and the metric names.GRADIENT_HORIZON.
+
+    Measured once, at the fit's end, on the first `n_sequences` validation examples with the weights
+    training ended with: one forward and one backward pass, and no hook on any training step. A network
+    it does not apply to (a bidirectional cell, a pooled read-out) gets the tag names.GRADIENT_FLOW_TAG
+    saying why, and a log line.
+    """
+
+    def __init__(self, dirpath: str = "plots", fraction: float = 0.01, n_sequences: int = 64) -> None:
+        self.dirpath, self.fraction, self.n_sequences = dirpath, fraction, n_sequences
+
+    @classmethod
+    def check(cls, options) -> None:
+        """Called by config.validate: a bad value fails at start-up, not after training."""
+        fraction, n = options.get("fraction", 0.01), options.get("n_sequences", 64)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ConfigError(
+                f"Invalid callbacks.gradient_flow.fraction={fraction!r}: it must be a number in (0, 1), the "
+                "share of the last step's gradient norm the gradient horizon counts down to (default 0.01)."
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(
+                f"Invalid callbacks.gradient_flow.n_sequences={n!r}: it must be a whole number >= 1, the "
+                "validation examples the gradient flow is measured on (default 64)."
+            )
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from pathlib import Path
+
+        from seqlab.diagnostics import gradient_flow
+
+        model: Any = pl_module  # seqlab's SequenceModule: its net, its loss, its pair distance
+        reason = gradient_flow.why_not_measured(model.net)
+        # set by trainer.fit(datamodule=...); Lightning's stubs do not declare it
+        task = getattr(trainer, "datamodule", None)
+        split = task.prepare()["val"] if task is not None and hasattr(task, "prepare") else None
+        if reason is None and not split:
+            reason = "no validation split to measure it on"
+        if reason is not None or split is None:
+            log.info("gradient flow not measured: %s", reason)
+            self._tag(trainer, f"skipped: {reason}")
+            return
+        rows = torch.arange(min(self.n_sequences, len(split)))
+        batch = {k: v.to(pl_module.device) for k, v in split[rows].items()}
+        flow = gradient_flow.measure(model, batch, self.fraction)
+        folder = Path(self.dirpath)
+        folder.mkdir(parents=True, exist_ok=True)
+        csv_path = folder / names.GRADIENT_FLOW_CSV
+        csv_path.write_text(flow.to_csv())
+        from seqlab.reports.plots import gradient_flow as plot
+
+        title = getattr(task, "label", "")
+        png_path = plot(
+            flow.norms.numpy(), self.fraction, flow.horizon, folder / names.GRADIENT_FLOW_PLOT, title
+        )
+        note = (
+            f"measured on {len(rows)} validation sequences: the gradient horizon is {flow.horizon:g} steps "
+            f"(the norm stays >= {self.fraction:g} of the last step's)"
+        )
+        log.info("gradient flow %s", note)
+        if trainer.logger is not None and math.isfinite(flow.horizon):
+            trainer.logger.log_metrics({names.GRADIENT_HORIZON: flow.horizon}, step=trainer.global_step)
+        self._tag(trainer, note)
+        self._send(trainer, csv_path, png_path)
+
+    @staticmethod
+    def _tag(trainer: L.Trainer, note: str) -> None:
+        client, run_id = getattr(trainer.logger, "client", None), getattr(trainer.logger, "run_id", None)
+        if client is not None and run_id:
+            try:
+                client.set_tag(run_id, names.GRADIENT_FLOW_TAG, note)
+            except Exception as exc:  # a store that does not answer: the log line above says it
+                log.warning("seqlab: could not tag the run's gradient flow (%s)", exc)
+
+    @staticmethod
+    def _send(trainer: L.Trainer, *paths) -> None:
+        client, run_id = getattr(trainer.logger, "client", None), getattr(trainer.logger, "run_id", None)
+        if client is None or not run_id:
+            return
+        for path in paths:
+            try:
+                client.log_artifact(run_id, str(path), names.PLOT_ARTIFACTS)
+            except Exception as exc:  # the files stay in the run's output folder
+                log.warning("seqlab: could not log %s to the run (%s); it stays in %s", path.name, exc, path)

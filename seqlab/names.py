@@ -75,3 +75,24 @@ CHECKPOINT_ARTIFACTS = "checkpoints"
 PLOT_ARTIFACTS = "plots"
 MODEL_ARTIFACT = "model"  # the pyfunc model: runs:/<id>/model
 COMPARISON_ARTIFACTS = "comparison"  # seqlab-compare's table and plot, on the parent run
+
+# Diagnostics measured once after training (seqlab/diagnostics).
+GRADIENT_HORIZON = (
+    "diag/gradient_horizon"  # steps back the last step's gradient keeps >= a fraction of itself
+)
+GRADIENT_FLOW_TAG = "seqlab.diag.gradient_flow"  # tag: what was measured, or why it was skipped
+GRADIENT_FLOW_CSV = "gradient_flow.csv"  # under PLOT_ARTIFACTS: the curve behind the plot and the horizon
+GRADIENT_FLOW_PLOT = "gradient_flow.png"
+
+# --- tuning: hydra/sweeper=tune (seqlab/tuning) ------------------------------------------------
+SWEEP_KIND_TAG = "seqlab.sweep.kind"  # on a tuning sweep's parent run: "tune"
+TUNE_KIND = "tune"
+TUNE_ROLE_TAG = "seqlab.tune.role"  # a tuning sweep's run: TUNE_TRIAL (a search trial) or TUNE_EVAL
+TUNE_TRIAL, TUNE_EVAL = "trial", "eval"
+TUNE_ARM_TAG = "seqlab.tune.arm"  # the arm (one value of each comma list) the run belongs to, e.g. cell-gru
+TUNE_TRIAL_TAG = "seqlab.tune.trial"  # the trial's number in its arm's Optuna study
+TUNE_STATE_TAG = "seqlab.tune.state"  # the trial's state in the study: COMPLETE, PRUNED or FAIL
+TUNE_STUDY_TAG = "seqlab.tune.study"  # the arm's Optuna study name
+PRUNED_TAG = "seqlab.pruned"  # on a trial's run the pruner stopped: the epoch it stopped after
+TUNE_BEST_TAG_PREFIX = "seqlab.tune.best."  # + arm, on the parent: the arm's best params and value (JSON)
+TUNING_ARTIFACTS = "tuning"  # on the parent: summary.csv, <arm>/importances.csv|png, <arm>/history.png

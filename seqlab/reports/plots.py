@@ -162,3 +162,25 @@ def _pair_distances(
     )
     ax.legend(loc=LEGEND_AT)
     return fig
+
+
+def gradient_flow(norms: np.ndarray, fraction: float, horizon: float, path: Path, title: str) -> Path:
+    """The gradient norm at each distance back from the last step (log scale), the fraction of the last
+    step's norm the horizon counts down to, and the horizon."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    back = np.arange(len(norms))
+    shown = norms > 0  # a log axis has no place for a zero
+    ax.plot(back[shown], norms[shown], marker="o", ms=2, lw=1, label="mean gradient norm")
+    if len(norms) and norms[0] > 0:
+        ax.axhline(fraction * norms[0], color="tab:red", ls="--", lw=1, label=f"{fraction:g} x last step")
+    if np.isfinite(horizon):
+        ax.axvline(horizon, color="k", ls=":", lw=1, label=f"horizon {horizon:g} steps")
+    if shown.any():
+        ax.set_yscale("log")
+    ax.set(
+        xlabel="steps back from the last step",
+        ylabel="|d loss(last) / d input(t)|",
+        title=f"{title}: gradient flow",
+    )
+    ax.legend(loc=LEGEND_AT, fontsize=8)
+    return save(fig, path)
