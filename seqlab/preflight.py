@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from seqlab.config import _unknown_key, check_override_keys, register_configs, validate
 from seqlab.errors import ConfigError, SeqlabError
 from seqlab.tracking.sweep import sweep_jobs
+from seqlab.tuning.command import tunes
 
 CONFIG_MODULE, CONFIG_NAME = "seqlab.conf", "config"
 _FLAGS_WITH_JOBS = {"-m", "--multirun"}
@@ -131,7 +132,10 @@ def preflight(argv: list[str], data: bool = False) -> list[list[str]]:
     With `data`, a sweep's data is built too (check_data): `seqlab` asks for it, and a check of the
     configs alone stays offline and quick.
     """
-    jobs = jobs_of(argv)
+    tuning = tunes(argv) and any(a in _FLAGS_WITH_JOBS for a in argv)
+    if tuning and any(a.startswith("-") and a not in _FLAGS_WITH_JOBS for a in argv):
+        return []  # --help, --cfg, ...: Hydra's business, no job runs
+    jobs = [[]] if tuning else jobs_of(argv)
     if not jobs:
         return []
     jobs = [[*searchpath_overrides(argv), *job] for job in jobs]
@@ -139,7 +143,9 @@ def preflight(argv: list[str], data: bool = False) -> list[list[str]]:
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         groups = set(GlobalHydra.instance().config_loader().list_groups(""))
-        if any(a in _FLAGS_WITH_JOBS for a in argv):
+        if tuning:
+            jobs = [[*searchpath_overrides(argv), *job] for job in tuning_jobs(argv, groups)]
+        elif any(a in _FLAGS_WITH_JOBS for a in argv):
             _compose_job(jobs[0], groups)  # a bad override is explained before the preset is read
             preset = _preset_sweep(jobs[0])
             if preset:  # like Hydra's basic sweeper: the preset's sweep, then the command line on top
@@ -159,6 +165,38 @@ def preflight(argv: list[str], data: bool = False) -> list[list[str]]:
                 raise
     GlobalHydra.instance().clear()
     return jobs
+
+
+def tuning_jobs(argv: list[str], groups: set[str]) -> list[list[str]]:
+    """Under hydra/sweeper=tune: the jobs that bound the search (each arm at the low and the high end of
+    every key, each choice once) with the sweeper's options checked first; ConfigError for a bad option, a
+    seed sweep or a search space Optuna cannot search. Sweep functions are allowed here, and only here."""
+    from seqlab.tuning.plan import tuning_of
+    from seqlab.tuning.space import point_overrides, sample_points
+
+    parsed = OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    hydra_part = [input_line(o) for o in parsed if o.key_or_group.startswith("hydra")]
+    task = [input_line(o) for o in parsed if not o.key_or_group.startswith("hydra")]
+    fixed = [
+        input_line(o) for o in parsed if not o.key_or_group.startswith("hydra") and not o.is_sweep_override()
+    ]
+    searchpath = searchpath_overrides(argv)
+    _compose_job(
+        [*searchpath, *fixed], groups
+    )  # a bad fixed override is explained before the sweeper is read
+    try:
+        hydra_cfg = compose(
+            CONFIG_NAME, overrides=[*searchpath, *fixed, *hydra_part], return_hydra_config=True
+        )
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"Invalid hydra.sweeper override: {_one_paragraph(exc.__cause__ or exc)}") from exc
+    tuning = tuning_of(hydra_cfg.hydra.sweeper, task)
+    seed = [f"seed={tuning.options.search_seeds[0]}"] if tuning.options.search_seeds else []
+    return [
+        [*tuning.plan.fixed, *arm.overrides, *point_overrides(point), *seed]
+        for arm in tuning.plan.arms
+        for point in sample_points(tuning.plan.space)
+    ]
 
 
 def check_data(cfg: DictConfig, checked: set[str]) -> None:

@@ -98,6 +98,8 @@ def train(
     from seqlab.reproduce.seeding import BatchReseed
     from seqlab.tracking.artifacts import SystemFigures, add_run_artifacts
     from seqlab.tracking.run import tracked_run
+    from seqlab.tracking.store import tracking_uri
+    from seqlab.tuning.trial import trial_callbacks
 
     resume = resume_point(cfg) if cfg.get("resume") else None
     if resume is not None:
@@ -113,6 +115,7 @@ def train(
     net = module.net
     # BatchReseed first: callbacks that draw random numbers per batch (weight_noise) draw after the reseed
     callbacks = [BatchReseed(cfg.seed), *configured_callbacks(cfg)]
+    callbacks += trial_callbacks(tracking_uri(cfg.tracking.uri))  # a tuning trial reports to its study
     # the task's label, not its name: it tells runs apart where the name does not (csv: file and target)
     name = resume.run_name if resume else f"{choice_name(cfg.cell)}-{task.label}-s{cfg.seed}"
     if cfg.model.param_budget is not None:  # the params and config.yaml show the size the budget chose
@@ -275,9 +278,10 @@ def exit_with(err: SeqlabError) -> NoReturn:
 def hydra_main(cfg: DictConfig) -> float:
     try:
         from seqlab.tracking.sweep import resume_sweep, say  # MLflow: heavy
+        from seqlab.tuning.trial import job_tags
 
         finished = resume_sweep(cfg, train) if cfg.get("resume") else None  # resume=<a sweep's parent run>
-        return finished if finished is not None else train(cfg)
+        return finished if finished is not None else train(cfg, job_tags())
     except SeqlabError as err:
         if full_errors():
             raise ReportedError(paragraph(err)) from err
@@ -316,7 +320,9 @@ def hide_tracking_credentials(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console script: check every job of the command line, then hand over to Hydra."""
-    sys.argv[1:] = hide_tracking_credentials(sys.argv[1:])
+    from seqlab.tuning.command import with_tuning_parent_run
+
+    sys.argv[1:] = with_tuning_parent_run(hide_tracking_credentials(sys.argv[1:]))
     try:
         preflight(sys.argv[1:], data=True)
     except SeqlabError as err:

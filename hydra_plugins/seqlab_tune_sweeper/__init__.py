@@ -1,1 +1,1 @@
-"""Placeholder until the plugin lands."""
+"""`hydra/sweeper=tune`: seqlab's tuning sweeper (seqlab/tuning holds the logic; docs/tuning.md)."""
