@@ -153,18 +153,20 @@ class SweepParentRun(Callback):
         self.stopping = True
         import psutil  # an MLflow dependency (its system metrics)
 
-        from seqlab.tracking.sweep import stop_file
+        from seqlab.tracking.sweep import stop_file, stop_jobs_elsewhere
 
         with contextlib.suppress(OSError):
             stop = stop_file(str(self.config.hydra.sweep.dir))
             stop.parent.mkdir(parents=True, exist_ok=True)
             stop.write_text(str(signum))
-        jobs = psutil.Process().children(recursive=True)
+        # Ray's tasks are cancelled through Ray (its own processes, children here too, are Ray's to stop)
+        elsewhere = stop_jobs_elsewhere()
+        jobs = [] if elsewhere else psutil.Process().children(recursive=True)
         if signum == signal.SIGTERM:  # Ctrl-C reaches the job processes from the terminal itself
             for job in jobs:
                 with contextlib.suppress(psutil.Error):
                     job.send_signal(signal.SIGTERM)
-        if jobs and self.parent_run_id is not None:
+        if (jobs or elsewhere) and self.parent_run_id is not None:
             self._wait_for_job_runs(self.parent_run_id)
         raise SystemExit(128 + signum)
 

@@ -48,6 +48,7 @@ TORCH_THREADS_ENV = "SEQLAB_TORCH_THREADS"  # threads per job in a parallel swee
 SWEEP_PID_ENV = "SEQLAB_SWEEP_PID"
 SLURM_CPUS_ENV = "SLURM_CPUS_PER_TASK"  # set by SLURM in a job that asked for --cpus-per-task
 SUBMITIT_LOCAL = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+RAY_LAUNCHER = "hydra_plugins.seqlab_ray_launcher.ray_launcher.RayLauncher"
 MAX_RUN_NAME = 240
 MAX_NAME_VALUE = 24  # a longer override value is shortened in the sweep's name (a path to its file name)
 STOP_FILE = ".seqlab-stopped"  # in the sweep folder once the sweep is stopped: no job starts after it
@@ -139,9 +140,10 @@ def threads_per_job(
     fight over them. Inside a SLURM allocation its cores are SLURM_CPUS_PER_TASK, else this machine's
     (those this process may run on). A launcher's cpus_per_task (submitit) is what each job gets; else the
     cores are shared out between the jobs that run at once: joblib's n_jobs (-1: one per core), every job of
-    the sweep with submitit_local. None where jobs run one after another on the whole machine (the basic
-    launcher outside SLURM): torch's own default then. `launcher` is the config's hydra.launcher, `n_jobs`
-    the number of jobs in the sweep."""
+    the sweep with submitit_local. A Ray task's num_cpus (hydra.launcher.ray.remote, 1 unless given) is what
+    Ray reserves for each job, and Ray runs no more jobs at once than it has CPUs for. None where jobs run
+    one after another on the whole machine (the basic launcher outside SLURM): torch's own default then.
+    `launcher` is the config's hydra.launcher, `n_jobs` the number of jobs in the sweep."""
     environ = os.environ if environ is None else environ
     allotted = environ.get(SLURM_CPUS_ENV)
     if allotted:
@@ -149,8 +151,10 @@ def threads_per_job(
     elif cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     cpus = launcher.get("cpus_per_task")
+    if launcher.get("_target_") == RAY_LAUNCHER:  # a Ray task gets the CPUs it asks for, one by default
+        cpus = ((launcher.get("ray") or {}).get("remote") or {}).get("num_cpus") or 1
     if cpus:
-        return max(1, min(int(cpus), cores))
+        return max(1, min(int(float(cpus)), cores))
     parallel = 1
     joblib_jobs = launcher.get("n_jobs")
     if isinstance(joblib_jobs, int) and joblib_jobs != 1:
@@ -195,6 +199,35 @@ def join_sweep(context: JobContext) -> None:
         os.environ[TORCH_THREADS_ENV] = str(threads)
     else:
         os.environ.pop(TORCH_THREADS_ENV, None)
+
+
+# How to stop jobs that are not this process's children to signal (Ray's tasks, here or on a cluster): their
+# launcher sets it while they run, and a stopped sweep calls it instead of signalling its child processes.
+_job_stopper: Callable[[], None] | None = None
+
+
+def set_job_stopper(stop: Callable[[], None] | None) -> None:
+    global _job_stopper
+    _job_stopper = stop
+
+
+def stop_jobs_elsewhere() -> bool:
+    """Tell the jobs their launcher runs out of reach of this process's signals to stop; whether there is
+    such a launcher."""
+    if _job_stopper is None:
+        return False
+    _job_stopper()
+    return True
+
+
+def end_lost_job(config: DictConfig, parent_run_id: str, job_num: int, why: str) -> None:
+    """A job whose process died without ending its run (a Ray worker killed): its run, still RUNNING, ends
+    KILLED saying so, and the sweep's end names it with the command that resumes it."""
+    client, experiment_id = open_experiment(tracking_uri(config.tracking.uri), config.tracking.experiment)
+    for run in job_runs(client, experiment_id, parent_run_id):
+        if run.info.status == "RUNNING" and run.data.tags.get(names.JOB_NUM_TAG) == str(job_num):
+            client.set_tag(run.info.run_id, names.SIGNAL_TAG, why[:MAX_TAG_LENGTH])
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def in_job_process() -> bool:
