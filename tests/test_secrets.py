@@ -43,9 +43,10 @@ class BasicAuthProxy(BaseHTTPRequestHandler):
             self.end_headers()
             return
         type(self).authorized += self.path != "/health"
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self._body()
         upstream = http.client.HTTPConnection(self.upstream, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
+        dropped = ("host", "authorization", "transfer-encoding", "content-length")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
         upstream.request(self.command, self.path, body=body, headers=headers)
         answer = upstream.getresponse()
         data = answer.read()
@@ -57,6 +58,18 @@ class BasicAuthProxy(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         upstream.close()
+
+    def _body(self) -> bytes:
+        """The request's body, also when sent chunked (requests sends an empty file's upload that way)."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers, then the blank line
+            pass
+        return b"".join(chunks)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward  # noqa: N815 (http.server's names)
 
@@ -149,6 +162,29 @@ def test_a_sweep_against_a_server_with_basic_auth_shows_the_password_nowhere(aut
         if run.data.tags.get("mlflow.parentRunId"):
             config_yaml = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)))
             assert SECRET not in config_yaml.read_text()
+
+
+def test_a_sweep_given_the_password_in_mlflows_environment_variables_shows_it_nowhere(auth_server, tmp_path):
+    """MLflow's own way to pass credentials (MLFLOW_TRACKING_USERNAME / _PASSWORD): the jobs reach the
+    server with them, and the password is in no printed line, file, param, tag or artifact."""
+    address, experiment = "http://" + auth_server.split("@", 1)[1], "secrets-env"
+    before = BasicAuthProxy.authorized
+    env = seqlab_env(tmp_path) | {"MLFLOW_TRACKING_USERNAME": USER, "MLFLOW_TRACKING_PASSWORD": SECRET}
+    command = [SEQLAB, "-m", f"tracking.uri={address}", f"tracking.experiment={experiment}", "cell=rnn,gru"]
+    done = subprocess.run(
+        [*command, *TINY], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert SECRET not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert BasicAuthProxy.authorized > before  # the credentials came from the environment
+    _assert_nowhere_under(tmp_path)
+    client = MlflowClient(auth_server)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == 3
+    for run in runs:
+        assert SECRET not in str(run.data.params) + str(run.data.tags), run.info.run_name
+        artifacts = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id)))
+        _assert_nowhere_under(artifacts)
 
 
 def test_a_failing_run_against_a_server_with_basic_auth_shows_the_password_nowhere(auth_server, tmp_path):
