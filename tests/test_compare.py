@@ -114,7 +114,8 @@ def test_cli_prints_the_table_and_logs_it_to_the_parent(tracking_uri, capsys, tm
     assert f"{np.mean(LOSSES['gru']):.4g}" in lines[1]
     assert "significantly better" in out
     logged = {f.path for f in client.list_artifacts(parent, names.COMPARISON_ARTIFACTS)}
-    assert logged == {f"{names.COMPARISON_ARTIFACTS}/comparison.{ext}" for ext in ("md", "csv", "png")}
+    expected = [*(f"comparison.{ext}" for ext in ("md", "csv", "png")), "report.html"]
+    assert logged == {f"{names.COMPARISON_ARTIFACTS}/{name}" for name in expected}
     markdown = Path(
         client.download_artifacts(parent, f"{names.COMPARISON_ARTIFACTS}/comparison.md", str(tmp_path))
     ).read_text()

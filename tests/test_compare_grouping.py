@@ -115,6 +115,7 @@ def test_a_sweep_over_two_tasks_logs_a_table_per_task(tracking_uri, capsys, tmp_
     logged = {Path(f.path).name for f in client.list_artifacts(parent, names.COMPARISON_ARTIFACTS)}
     assert logged == {
         "comparison.md",
+        "report.html",
         "comparison-1.csv",
         "comparison-1.png",
         "comparison-2.csv",

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,11 @@ from mlflow.entities import Run
 from scipy import stats
 
 from seqlab import names
+from seqlab.reports import page, verdict
+from seqlab.reports.histories import read_into
+from seqlab.reports.numbers import fmt, fmt_p
+from seqlab.reports.tuning import Tuning
+from seqlab.reports.tuning import read as read_tuning
 from seqlab.tracking.server import SCRIPT_OPTION
 from seqlab.tracking.store import add_tracking_uri_option, as_typed, read_store, tracking_uri
 
@@ -109,6 +114,12 @@ class Row:
     fit_s: float = math.nan
     published: float | None = None  # the paper's number for these runs on the compared metric
     unpublished: str = ""  # when there is none though the runs carry a paper's numbers: why
+    p_vs_best: float = math.nan  # Welch's t-test of this row against the best on the compared metric
+    horizon: Summary = field(default_factory=lambda: Summary.of([]))  # names.GRADIENT_HORIZON over seeds
+    # read from each run's history (seqlab.reports.histories.read_into), where a client is at hand:
+    curves: list[list[float]] = field(default_factory=list)  # the validation metric per epoch, per run
+    flows: list[list[float]] = field(default_factory=list)  # each run's gradient flow, relative to k = 0
+    epoch_s: float = math.nan  # seconds per training epoch, mean over runs
 
     def against_published(self, metric: str) -> str:
         """Better, short or a tie (the published number inside the runs' 95% CI), and by how much."""
@@ -134,6 +145,8 @@ class Comparison:
     published_source: str = ""  # the paper the runs' published numbers come from, if they carry any
     # the task's trivial baselines on each test metric: {"persistence": {"test/mse": 0.034, ...}, ...}
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    tuning: Tuning | None = None  # the search behind the runs, when the parent is a tuning sweep
+    read: bool = False  # whether the rows' histories (curves, time per epoch, gradient flow) were read
 
     def best_baseline(self) -> tuple[str, float] | None:
         """The baseline that scores best on the compared metric, and its score; None without baselines."""
@@ -144,6 +157,15 @@ class Comparison:
             return None
         better = max if higher_is_better(self.metric, self.rows[0].runs) else min
         return better(scored, key=lambda item: item[1])
+
+    def beats_chance(self, row: Row) -> bool | None:
+        """Whether the row's mean is better than the best trivial baseline (None without baselines)."""
+        best_baseline = self.best_baseline()
+        summary = row.metrics.get(self.metric)
+        if best_baseline is None or summary is None or math.isnan(summary.mean):
+            return None
+        higher = higher_is_better(self.metric, row.runs)
+        return summary.mean > best_baseline[1] if higher else summary.mean < best_baseline[1]
 
     @property
     def baseline_note(self) -> str:
@@ -186,17 +208,24 @@ class Comparison:
         best, second = self.rows[0].name, self.rows[1].name
         if math.isnan(self.p_value):
             return (
-                f"{best} is best on {self.metric}; too few seeds to test it against {second} (need >= 2 each)"
+                f"{best} is best on {self.metric}; too few seeds to test it against {second} (Welch's test "
+                "needs two seeds or more of each)"
             )
         if self.p_value < SIGNIFICANCE:
             return (
                 f"{best} is best on {self.metric}, significantly better than {second} "
-                f"(Welch's t-test p={self.p_value:.3g} < {SIGNIFICANCE})"
+                f"(Welch's t-test p={fmt_p(self.p_value)} < {SIGNIFICANCE})"
             )
         return (
             f"{best} is best on {self.metric}, but its difference to {second} is within noise "
-            f"(Welch's t-test p={self.p_value:.3g} >= {SIGNIFICANCE}): run more seeds before choosing"
+            f"(Welch's t-test p={fmt_p(self.p_value)} >= {SIGNIFICANCE}): run more seeds before choosing"
         )
+
+    @property
+    def reading(self) -> str:
+        """The verdict paragraph: the test, then what could weaken it, time per epoch and gradient horizons
+        (seqlab.reports.verdict); every figure in it is in the table."""
+        return verdict.paragraph(self)
 
     @property
     def legend(self) -> list[str]:
@@ -276,6 +305,11 @@ def by_task(runs: list[Run]) -> dict[str, list[Run]]:
     return dict(sorted(named.items()))
 
 
+def bookkeeping(key: str) -> bool:
+    """Whether a param says how a run ran rather than what it was (NOT_A_CONFIGURATION)."""
+    return any(key == x or (x.endswith(".") and key.startswith(x)) for x in NOT_A_CONFIGURATION)
+
+
 def configuration_keys(runs: list[Run]) -> list[str]:
     """Params whose value differs between runs, seeds and bookkeeping aside.
 
@@ -285,11 +319,7 @@ def configuration_keys(runs: list[Run]) -> list[str]:
     """
     keys = sorted({k for r in runs for k in r.data.params})
     varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-    chosen = [
-        k
-        for k in varying
-        if not any(k == x or (x.endswith(".") and k.startswith(x)) for x in NOT_A_CONFIGURATION)
-    ]
+    chosen = [k for k in varying if not bookkeeping(k)]
     named = {k.removesuffix(".name") for k in chosen if k.endswith(".name")}
     beside_a_name = [k for k in chosen if not k.endswith(".name") and k.rpartition(".")[0] in named]
     for key in [*IMPLIED, *beside_a_name]:
@@ -323,8 +353,9 @@ def published_for(run: Run, metric: str) -> tuple[float | None, str]:
     return float(number), ""
 
 
-def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
-    keys = configuration_keys(runs)
+def compare(runs: list[Run], metric: str = names.TEST_LOSS, keys: list[str] | None = None) -> Comparison:
+    """The runs' configurations (rows told apart by `keys`, else by configuration_keys), best first."""
+    keys = configuration_keys(runs) if keys is None else keys
     groups: dict[str, list[Run]] = {}
     for run in runs:
         label = " ".join(f"{k}={run.data.params.get(k)}" for k in keys) or "all runs"
@@ -348,6 +379,13 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
         row.fit_s = Summary.of(
             [r.data.metrics[names.TIME_FIT] for r in members if names.TIME_FIT in r.data.metrics]
         ).mean
+        row.horizon = Summary.of(
+            [
+                r.data.metrics[names.GRADIENT_HORIZON]
+                for r in members
+                if names.GRADIENT_HORIZON in r.data.metrics
+            ]
+        )
         published = {published_for(r, metric) for r in members}
         if len(published) == 1:
             row.published, row.unpublished = published.pop()
@@ -365,11 +403,12 @@ def compare(runs: list[Run], metric: str = names.TEST_LOSS) -> Comparison:
     if any(len(row.label) > LABEL_WIDTH for row in rows):
         for i, row in enumerate(rows, 1):
             row.short = f"config {i}"
-    p_value = math.nan
-    if len(rows) >= 2 and all(len(r.values.get(metric, [])) >= 2 for r in rows[:2]):
-        p_value = float(
-            stats.ttest_ind(rows[0].values[metric], rows[1].values[metric], equal_var=False).pvalue
-        )
+    for row in rows[1:]:
+        if all(len(r.values.get(metric, [])) >= 2 for r in (rows[0], row)):
+            row.p_vs_best = float(
+                stats.ttest_ind(rows[0].values[metric], row.values[metric], equal_var=False).pvalue
+            )
+    p_value = rows[1].p_vs_best if len(rows) >= 2 else math.nan
     sources = sorted(
         {
             r.data.params["published.source"]
@@ -400,21 +439,28 @@ def baselines_of(runs: list[Run], test_metrics: list[str]) -> dict[str, dict[str
     return {name: {m: float(np.mean(v)) for m, v in scores.items()} for name, scores in found.items()}
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.4g}"
+_fmt = fmt  # the one way a report writes a figure (seqlab.reports.numbers)
+P_COLUMN = f"Welch p vs best (< {SIGNIFICANCE}: apart)"
+EPOCH_COLUMN = "s / epoch"
+HORIZON_COLUMN = "gradient horizon mean"
 
 
 def table(comparison: Comparison, full_labels: bool = False) -> tuple[list[str], list[list[str]]]:
     """Header and rows: each configuration's seeds, the ranked metric's mean, std and 95% CI, the paper's
-    number, parameters and fit time, then the other test metrics' mean, std and 95% CI."""
+    number, parameters, fit time, Welch's p against the best, time per epoch and gradient horizon (where the
+    runs have them), then the other test metrics' mean, std and 95% CI."""
     metrics = sorted({k for r in comparison.rows for k in r.metrics} - {comparison.metric})
+    per_epoch = any(not math.isnan(r.epoch_s) for r in comparison.rows)
+    horizons = any(r.horizon.n for r in comparison.rows)
     header = ["", "configuration", "seeds"]
     for key in [comparison.metric, *metrics]:
         header += [f"{key} mean", f"{key} std", f"{key} 95% CI"]
         if key == comparison.metric:
             if comparison.published_source:
                 header += [f"published {comparison.metric}", "vs published"]
-            header += ["parameters", f"{names.TIME_FIT} mean"]
+            header += ["parameters", f"{names.TIME_FIT} mean", P_COLUMN]
+            header += [EPOCH_COLUMN] if per_epoch else []
+            header += [HORIZON_COLUMN] if horizons else []
     body = []
     for i, row in enumerate(comparison.rows):
         line = ["best" if i == 0 else "", row.label if full_labels else row.name, str(len(row.runs))]
@@ -427,38 +473,152 @@ def table(comparison: Comparison, full_labels: bool = False) -> tuple[list[str],
                         "n/a" if row.published is None else f"{row.published:.4g}",
                         row.against_published(comparison.metric) or "n/a",
                     ]
-                line += [row.n_params, _fmt(row.fit_s)]
+                line += [row.n_params, _fmt(row.fit_s), "" if i == 0 else fmt_p(row.p_vs_best)]
+                line += [_fmt(row.epoch_s)] if per_epoch else []
+                line += [_fmt(row.horizon.mean)] if horizons else []
         body.append(line)
     for name, scores in comparison.baselines.items():  # what doing nothing clever scores, same columns
         line = ["baseline", name, ""]
         for key in [comparison.metric, *metrics]:
             line += [_fmt(scores[key]) if key in scores else "", "", ""]
             if key == comparison.metric:
-                line += ["", ""] if comparison.published_source else []
-                line += ["", ""]
+                line += (["", ""] if comparison.published_source else []) + ["", "", ""]
+                line += [""] * (per_epoch + horizons)
         body.append(line)
     return header, body
 
 
-def _notes(comparison: Comparison, width: int | None = None) -> str:
-    """The verdict, the published note and the legend, each wrapped to `width` (None: one line each)."""
-    notes = [comparison.verdict, comparison.baseline_note, comparison.published_note, *comparison.legend]
+@dataclass
+class Difficulty:
+    """One comparison per value of a swept numeric key (`seqlab-compare --x task.length`): how each
+    configuration fares as the task gets harder."""
+
+    key: str
+    metric: str
+    by_value: dict[float, Comparison]  # ascending key value
+    tuning: Tuning | None = None
+    read: bool = False
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for comparison in self.by_value.values() for row in comparison.rows]
+
+    @property
+    def lines(self) -> dict[str, list[tuple[float, Summary]]]:
+        """Each configuration's (key value, Summary of the metric) pairs, for the difficulty curve."""
+        found: dict[str, list[tuple[float, Summary]]] = {}
+        for value, comparison in self.by_value.items():
+            for row in comparison.rows:
+                if self.metric in row.metrics:
+                    found.setdefault(row.name, []).append((value, row.metrics[self.metric]))
+        return dict(sorted(found.items()))
+
+    @property
+    def chance(self) -> list[tuple[float, float]]:
+        """The best trivial baseline's score at each key value, where the runs logged baselines."""
+        scored = [(value, c.best_baseline()) for value, c in self.by_value.items()]
+        return [(value, best[1]) for value, best in scored if best is not None]
+
+    @property
+    def reading(self) -> str:
+        return verdict.difficulty_paragraph(self)
+
+    @property
+    def legend(self) -> list[str]:
+        shown = {row.name: row.label for row in self.rows if row.short}
+        return [f"{short}: {label}" for short, label in sorted(shown.items())]
+
+
+def key_value(value: float) -> str:
+    """A swept key's value as the table shows it: 25.0 -> "25"."""
+    return f"{value:g}"
+
+
+def numeric_keys(runs: list[Run]) -> list[str]:
+    """Params whose values differ between the runs and are all numbers, seeds and bookkeeping aside: what
+    --x can plot against."""
+    keys = sorted({k for r in runs for k in r.data.params if not bookkeeping(k)})
+    return [
+        k for k in keys if len({r.data.params.get(k) for r in runs}) > 1 and _numbers(runs, k) is not None
+    ]
+
+
+def _numbers(runs: list[Run], key: str) -> list[float] | None:
+    try:
+        return [float(r.data.params[key]) for r in runs]
+    except (KeyError, ValueError):
+        return None
+
+
+def compare_over(runs: list[Run], key: str, metric: str = names.TEST_LOSS) -> Difficulty:
+    """A comparison per value of `key` (a numeric param the runs vary), each over the same configuration
+    keys, so a configuration has one label (and one short name) at every value."""
+    values = _numbers(runs, key)
+    if values is None:
+        raise ValueError(f"{key} is not a number in every run")
+    keys = [k for k in configuration_keys(runs) if k != key]
+    by_value = {
+        value: compare([r for r, v in zip(runs, values, strict=True) if v == value], metric, keys)
+        for value in sorted(set(values))
+    }
+    labels = sorted({row.label for c in by_value.values() for row in c.rows})
+    numbered = {label: f"config {i}" for i, label in enumerate(labels, 1)}
+    long = any(len(label) > LABEL_WIDTH for label in labels)
+    for comparison in by_value.values():
+        for row in comparison.rows:
+            row.short = numbered[row.label] if long else ""
+    return Difficulty(key, metric, by_value)
+
+
+def difficulty_table(difficulty: Difficulty, full_labels: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The comparison's table with a row per configuration and key value, led by the key's column; columns
+    that only some values' tables have are left empty elsewhere."""
+    tables = {value: table(c, full_labels) for value, c in difficulty.by_value.items()}
+    columns: list[str] = []
+    for header, _ in tables.values():
+        columns += [c for c in header if c not in columns]
+    body = []
+    for value, (header, rows) in tables.items():
+        for cells in rows:
+            at = dict(zip(header, cells, strict=True))
+            body.append([at[""], key_value(value), *(at.get(c, "") for c in columns[1:])])
+    return ["", difficulty.key, *columns[1:]], body
+
+
+def _table_of(
+    report: Comparison | Difficulty, full_labels: bool = False
+) -> tuple[list[str], list[list[str]]]:
+    if isinstance(report, Difficulty):
+        return difficulty_table(report, full_labels)
+    return table(report, full_labels)
+
+
+def notes_of(report: Comparison | Difficulty) -> list[str]:
+    """The verdict paragraph, then the baseline and published notes and the legend, each one line."""
+    if isinstance(report, Difficulty):
+        return [report.reading, *report.legend]
+    return [report.reading, report.baseline_note, report.published_note, *report.legend]
+
+
+def _notes(report: Comparison | Difficulty, width: int | None = None) -> str:
+    """The notes, each wrapped to `width` (None: one line each)."""
+    notes = notes_of(report)
     if width is None:
         return "\n".join(filter(None, notes))
     wrap = textwrap.TextWrapper(width, subsequent_indent="    ", break_on_hyphens=False)
     return "\n".join(wrap.fill(note) for note in notes if note)
 
 
-def to_markdown(comparison: Comparison) -> str:
-    header, body = table(comparison)
+def to_markdown(report: Comparison | Difficulty) -> str:
+    header, body = _table_of(report)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    notes = _notes(comparison).replace("\n", "\n\n")  # one paragraph each in markdown
+    notes = _notes(report).replace("\n", "\n\n")  # one paragraph each in markdown
     return "\n".join(lines) + f"\n\n{notes}\n"
 
 
-def to_csv(comparison: Comparison) -> str:
-    header, body = table(comparison, full_labels=True)
+def to_csv(report: Comparison | Difficulty) -> str:
+    header, body = _table_of(report, full_labels=True)
     out = io.StringIO()
     csv.writer(out).writerows([header, *body])
     return out.getvalue()
@@ -469,13 +629,13 @@ def line_width() -> int:
     return shutil.get_terminal_size((LINE_WIDTH, 24)).columns
 
 
-def to_text(comparison: Comparison, width: int = LINE_WIDTH) -> str:
+def to_text(report: Comparison | Difficulty, width: int = LINE_WIDTH) -> str:
     """The table in aligned columns; wider than `width`, it continues in blocks of columns, each led by
     the configuration, so no line runs off a terminal. The notes follow, wrapped."""
-    header, body = table(comparison)
+    header, body = _table_of(report)
     columns = list(zip(header, *body, strict=True))
     widths = [max(len(str(c)) for c in column) for column in columns]
-    lead = 2  # the best mark and the configuration
+    lead = 3 if isinstance(report, Difficulty) else 2  # the best mark, the key's value, the configuration
     blocks: list[list[int]] = [[]]
     used = sum(widths[:lead]) + 2 * lead
     for i in range(lead, len(columns)):
@@ -492,7 +652,7 @@ def to_text(comparison: Comparison, width: int = LINE_WIDTH) -> str:
                 "  ".join(cells[i].ljust(widths[i]) for i in shown).rstrip() for cells in [header, *body]
             )
         )
-    return "\n\n".join(parts) + f"\n\n{_notes(comparison, width)}"
+    return "\n\n".join(parts) + f"\n\n{_notes(report, width)}"
 
 
 def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
@@ -552,21 +712,141 @@ def plot(comparison: Comparison, client: MlflowClient, path: Path) -> Path:
     return save(fig, path)
 
 
-def log_to_parent(comparisons: dict[str, Comparison], client: MlflowClient, parent_run_id: str) -> None:
-    """comparison/comparison.md, .csv and .png on the sweep's parent run; a sweep over several tasks gets
-    a section per task in the markdown and a CSV and plot per task (comparison-<n>.csv, .png)."""
+def _fraction(runs: list[Run]) -> float | None:
+    """The gradient horizon's threshold the runs measured with (callbacks.gradient_flow.fraction)."""
+    found = {r.data.params.get("callbacks.gradient_flow.fraction", "") for r in runs}
+    return float(found.pop()) if len(found) == 1 and "" not in found else None
+
+
+def draw(
+    report: Comparison | Difficulty, client: MlflowClient, folder: Path, stem: str
+) -> list[tuple[str, Path]]:
+    """The report's figures as (caption, file): `<stem>.png` first (the bar chart, or the difficulty curve
+    with --x), then learning curves and gradient flow (of the hardest value with --x)."""
+    from seqlab.reports import figures
+    from seqlab.reports.histories import validation_key
+
+    drawn = []
+    rows = report.rows
+    if isinstance(report, Difficulty):
+        key, metric = report.key, report.metric
+        path = figures.difficulty_curves(key, metric, report.lines, report.chance, folder / f"{stem}.png")
+        drawn.append(
+            (f"{metric} against {key}: mean and 95% CI over seeds; dashed: best trivial baseline", path)
+        )
+        reach = {
+            row.name: [
+                (value, row.horizon)
+                for value, c in report.by_value.items()
+                for row in c.rows
+                if row.horizon.n
+            ]
+            for row in rows
+        }
+        reach = {name: points for name, points in reach.items() if points}
+        if reach:
+            path = figures.difficulty_curves(
+                key, names.GRADIENT_HORIZON, reach, [], folder / f"{stem}-horizon.png"
+            )
+            drawn.append((f"gradient horizon against {key}: mean and 95% CI over seeds", path))
+        hardest = list(report.by_value)[-1]
+        rows, where = report.by_value[hardest].rows, f" at {key}={key_value(hardest)}"
+    else:
+        metric, where = report.metric, ""
+        drawn.append(
+            (
+                f"{metric}: mean and 95% CI over seeds; validation loss by step",
+                plot(report, client, folder / f"{stem}.png"),
+            )
+        )
+    if any(row.curves for row in rows):
+        path = figures.learning_curves(rows, validation_key(metric), folder / f"{stem}-learning.png")
+        drawn.append(
+            (f"learning curves{where}: {validation_key(metric)} per epoch, mean and +-1 std over seeds", path)
+        )
+    if any(row.flows for row in rows):
+        fraction = _fraction([run for row in rows for run in row.runs])
+        path = figures.gradient_flows(rows, folder / f"{stem}-gradient-flow.png", fraction)
+        drawn.append((f"gradient flow{where}: norm k steps back over the last step's, mean over seeds", path))
+    return drawn
+
+
+def section(task: str, report: Comparison | Difficulty, drawn: list[tuple[str, Path]]) -> page.Section:
+    """The report's part of the HTML page: its verdict, table, notes, figures and tuning."""
+
+    header, body = _table_of(report)
+    done = page.Section(task, report.reading, header, body, notes_of(report)[1:])
+    done.figures = [(caption, path.read_bytes()) for caption, path in drawn]
+    tuning = report.tuning
+    if tuning is not None:
+        done.tuning_header, done.tuning_rows = tuning.header, tuning.rows
+        metric = report.metric
+        for arm in tuning.arms:
+            tuned = [row for row in report.rows if any(tuning.arm_of(run) is arm for run in row.runs)]
+            result = "; ".join(
+                f"{row.name}: {metric} mean {fmt(row.metrics[metric].mean)}, 95% CI "
+                f"[{fmt(row.metrics[metric].ci_low)}, {fmt(row.metrics[metric].ci_high)}]"
+                for row in tuned
+                if metric in row.metrics
+            )
+            done.arms.append(
+                page.Arm(arm.name, result or "no evaluated run of this arm", arm.importances, arm.picture)
+            )
+    return done
+
+
+def log_to_parent(
+    comparisons: Mapping[str, Comparison | Difficulty], client: MlflowClient, parent_run_id: str
+) -> None:
+    """comparison/comparison.md, .csv, .png and report.html (the whole report, images inline) on the
+    sweep's parent run; a sweep over several tasks gets a section per task in the markdown and the page,
+    and a CSV and plot per task (comparison-<n>.csv, .png)."""
+
     several = len(comparisons) > 1
-    with tempfile.TemporaryDirectory() as tmp:
+    tuning = read_tuning(client, parent_run_id)
+    for report in comparisons.values():
+        report.tuning = report.tuning or tuning
+        if (
+            not report.read
+        ):  # a caller other than main (the tuner) hands over comparisons as compare made them
+            read_into(report.rows, client, report.metric)
+            report.read = True
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as pictures:
         folder = Path(tmp)
-        sections = []
-        for n, (task, comparison) in enumerate(comparisons.items(), 1):
+        sections, parts = [], []
+        for n, (task, report) in enumerate(comparisons.items(), 1):
             stem = f"comparison-{n}" if several else "comparison"
-            (folder / f"{stem}.csv").write_text(to_csv(comparison))
-            plot(comparison, client, folder / f"{stem}.png")
+            (folder / f"{stem}.csv").write_text(to_csv(report))
+            drawn = draw(report, client, Path(pictures), stem)
+            shutil.copy(drawn[0][1], folder / f"{stem}.png")
             heading = f"## {task} ({stem}.csv, {stem}.png)\n\n" if several else ""
-            sections.append(heading + to_markdown(comparison))
+            sections.append(heading + to_markdown(report))
+            parts.append(section(task, report, drawn))
         (folder / "comparison.md").write_text("\n".join(sections))
+        title = f"seqlab-compare: sweep {parent_run_id}"
+        (folder / REPORT_PAGE).write_text(page.render(title, parts))
         client.log_artifacts(parent_run_id, str(folder), names.COMPARISON_ARTIFACTS)
+
+
+REPORT_PAGE = "report.html"
+
+
+def _bad_x(key: str, runs: list[Run]) -> str | None:
+    """Why --x KEY cannot be plotted against in these runs, or None."""
+    values = sorted({r.data.params.get(key) for r in runs}, key=str)
+    numeric = ", ".join(numeric_keys(runs)) or "none"
+    if values == [None]:
+        problem = f"no run has the param {key!r}"
+    elif _numbers(runs, key) is None:
+        problem = f"its values ({', '.join(map(str, values))}) are not all numbers"
+    elif len(values) < 2:
+        problem = f"every run has {key}={values[0]}: it does not vary"
+    else:
+        return None
+    return (
+        f"--x {key}: {problem}. --x takes a numeric param whose value varies between the runs; "
+        f"here: {numeric}."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -579,10 +859,16 @@ def main(argv: list[str] | None = None) -> None:
         default=names.TEST_LOSS,
         help=f"the metric that ranks configurations (default {names.TEST_LOSS})",
     )
+    parser.add_argument(
+        "--x",
+        metavar="KEY",
+        help="a numeric param the sweep varies (e.g. task.length): the metric against it, a line per "
+        "configuration, and a table row per configuration and value",
+    )
     args = parser.parse_intermixed_args(argv)
     if bool(args.parent_run_id) == bool(args.experiment):
         parser.error("give a PARENT_RUN_ID or --experiment NAME (one of them)")
-    from seqlab.errors import SeqlabError
+    from seqlab.errors import USAGE_ERROR, SeqlabError
     from seqlab.tracking.params import redact
 
     uri = tracking_uri(args.tracking_uri)
@@ -601,11 +887,20 @@ def main(argv: list[str] | None = None) -> None:
             f"{', '.join(available)}\n",
         )
     tasks = by_task(runs)
-    comparisons = {
-        task: compare(group, args.metric)
-        for task, group in tasks.items()
-        if any(args.metric in r.data.metrics for r in group)
-    }
+    if args.x:
+        for group in tasks.values():
+            problem = _bad_x(args.x, group)
+            if problem:
+                parser.exit(USAGE_ERROR, f"seqlab-compare: {problem}\n")
+    tuning = read_tuning(client, args.parent_run_id) if args.parent_run_id else None
+    comparisons: dict[str, Comparison | Difficulty] = {}
+    for task, group in tasks.items():
+        if any(args.metric in r.data.metrics for r in group):
+            report = compare_over(group, args.x, args.metric) if args.x else compare(group, args.metric)
+            report.tuning = tuning
+            read_into(report.rows, client, args.metric)  # curves and time per epoch, from each run
+            report.read = True
+            comparisons[task] = report
     for task, group in tasks.items():
         if len(tasks) > 1:
             print(f"task {task}: {len(group)} run(s)\n")
@@ -618,6 +913,7 @@ def main(argv: list[str] | None = None) -> None:
         log_to_parent(comparisons, client, args.parent_run_id)
         print(
             f"Logged to the parent run {args.parent_run_id} as {names.COMPARISON_ARTIFACTS}/comparison.md, "
-            ".csv, .png" + (" (a CSV and a plot per task, numbered as above)" if len(comparisons) > 1 else "")
+            f".csv, .png and {REPORT_PAGE} (the whole report in one page)"
+            + (" (a CSV and a plot per task, numbered as above)" if len(comparisons) > 1 else "")
         )
     sys.stdout.flush()
