@@ -117,7 +117,24 @@ def sampler(options: TuneOptions, grid: dict[str, list[Any]] | None, offset: int
     if options.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     assert grid is not None
-    return optuna.samplers.GridSampler(grid, seed=seed)
+    return _GridSampler(grid, seed=seed)
+
+
+def _grid_sampler_class() -> type:
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler, without its Study.stop() once the grid is done: that stop is for
+        Study.optimize's loop, and outside it raises; the tuner stops at the budget, capped to the grid."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return GridSampler
+
+
+def _GridSampler(grid: dict[str, list[Any]], seed: int | None) -> Any:  # noqa: N802 (a class, made lazily)
+    return _grid_sampler_class()(grid, seed=seed)
 
 
 def pruner(options: TuneOptions) -> Any:

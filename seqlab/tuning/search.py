@@ -90,6 +90,9 @@ class Tuner:
                 heartbeat.trial_ids = [trial._trial_id for _, trial in in_flight]
                 self._run_batch(in_flight)
                 in_flight = []
+                signum = self._stop_signal()
+                if signum is not None:  # a job took the stop as its own: the sweep ends here
+                    raise SystemExit(128 + signum)
         finally:
             heartbeat.close()
             for arm, trial in in_flight:  # stopped mid-batch: these run again when the command does
@@ -125,8 +128,16 @@ class Tuner:
                     ]
                 )
         returns = self.launch(jobs)
+        stopping = self._stop_signal()
         for n, (arm, trial) in enumerate(batch):
             mine = returns[n * len(seeds) : (n + 1) * len(seeds)]
+            runs = self._runs(names.TUNE_TRIAL, arm.name, trial.number)
+            if stopping or any(r.info.status == "KILLED" for r in runs):
+                # stopped, not failed: a stopped sweep or a preempted job trains this point again
+                arm.stop(trial)
+                self._tag_trial_runs(arm, trial.number, "FAIL")
+                say(f"seqlab: tune {arm.name} trial {trial.number} was stopped; its point is queued again")
+                continue
             values = None
             if all(_value(r) is not None for r in mine):
                 attrs = self.storage.get_trial(trial._trial_id).user_attrs
@@ -141,6 +152,18 @@ class Tuner:
                 + (f" {self.options.metric}={value:.4g}" if value is not None else "")
                 + f" ({shown}); {len(arm.counted())}/{self.budget} trials"
             )
+
+    def _stop_signal(self) -> int | None:
+        """The signal that stopped the sweep (SweepParentRun's stop file in the sweep folder), if any."""
+        from seqlab.tracking.sweep import stop_file
+
+        stop = stop_file(str(self.config.hydra.sweep.dir))
+        if not stop.is_file():
+            return None
+        try:
+            return int(stop.read_text())
+        except ValueError:
+            return 15
 
     def _tag_trial_runs(self, arm: ArmStudy, number: int, state: str) -> None:
         client = _client(self.config)
