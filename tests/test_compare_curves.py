@@ -206,3 +206,20 @@ def test_a_real_sweep_over_two_lengths_gives_the_difficulty_table_and_plot(tmp_p
     assert "Gradient horizons (steps back, mean over seeds) by task.length" in out.replace("\n    ", " ")
     png = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.png", str(tmp_path)))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_memory_horizon_preset_sweeps_lengths_cells_and_seeds_at_one_budget():
+    from conftest import REPO, compose_config
+    from omegaconf import OmegaConf
+
+    from seqlab.preflight import preflight
+
+    cfg = compose_config(["experiment=memory_horizon"])
+    params = OmegaConf.load(REPO / "conf" / "experiment" / "memory_horizon.yaml").hydra.sweeper.params
+    assert [int(v) for v in params["task.length"].split(",")] == [25, 50, 100, 200, 400]
+    assert sorted(params.cell.split(",")) == ["gru", "lstm", "rnn"] and params.seed == "0,1,2"
+    assert cfg.task._target_.endswith("AddingTask") and cfg.model.param_budget == 3000
+    assert cfg.model.readout == "last" and not cfg.model.bidirectional  # so gradient flow is measured
+    assert (
+        len(preflight(["-m", "experiment=memory_horizon"])) == 5 * 3 * 3
+    )  # every job valid, before any runs

@@ -107,10 +107,12 @@ def difficulty_paragraph(difficulty: Any) -> str:
         if judged:
             yes = [at for at, beats in judged.items() if beats]
             no = [at for at, beats in judged.items() if not beats]
-            beating.append(
-                f"{name} at {key}={', '.join(yes) if yes else 'none'}"
-                + (f" (not at {', '.join(no)})" if no else "")
-            )
+            if not no:
+                beating.append(f"{name} at every {key} ({', '.join(yes)})")
+            elif not yes:
+                beating.append(f"{name} at none ({key}={', '.join(no)})")
+            else:
+                beating.append(f"{name} at {key}={', '.join(yes)} (not at {', '.join(no)})")
     if beating:
         parts.append(f"Better than the best trivial baseline: {'; '.join(beating)}.")
     timed, reach = [], []
