@@ -17,6 +17,7 @@ BENCHMARKS = {  # name -> the module whose run(quick, accelerator) prints it
     "sweep": "benchmarks.sweep",
     "startup": "benchmarks.startup",
     "cells": "benchmarks.cells",
+    "pruning": "benchmarks.pruning",
 }
 # The data benchmark times building batches, which happens on the CPU whatever trains on them.
 ON_GPU = [name for name in BENCHMARKS if name != "data"]

@@ -114,6 +114,7 @@ def test_each_arm_is_searched_alike_and_its_best_trained_on_fresh_seeds(tmp_path
             assert float(run.data.params["optimizer.lr"]) == pytest.approx(study.best_params["optimizer.lr"])
             assert run.data.params["model.hidden_size"] == str(study.best_params["model.hidden_size"])
             assert run.data.tags[names.TUNE_TRIAL_TAG] == str(study.best_trial.number)
+    best_gru = str(by_arm["cell-gru"].best_trial.number)
     logged = artifacts(client, parent.info.run_id)
     for arm in by_arm:
         assert {
@@ -134,6 +135,11 @@ def test_each_arm_is_searched_alike_and_its_best_trained_on_fresh_seeds(tmp_path
     )
     assert [row["arm"] for row in summary] == ["cell-rnn", "cell-gru"]
     assert {row["n_complete"] for row in summary} == {"3"} and "optimizer.lr" in summary[0]
+    # job folders named by arm, trial and seed: Hydra's default (every override) outgrows a file name
+    folders = {
+        p.name.partition("-")[2] for p in (tmp_path / "outputs" / "multirun").glob("*/*") if p.is_dir()
+    }
+    assert {"cell-rnn-trial0", "cell-gru-trial2", "cell-gru-eval" + best_gru + "-s11"} <= folders
     importances = Path(
         client.download_artifacts(parent.info.run_id, "tuning/cell-rnn/importances.csv")
     ).read_text()

@@ -16,7 +16,7 @@ from seqlab.tracking.sweep import say
 from seqlab.tuning.plan import Tuning
 from seqlab.tuning.space import point_overrides
 from seqlab.tuning.study import BEST_PREFIX, HEARTBEAT_S, PARENT_RUN_ATTR, ArmStudy, open_arm_studies
-from seqlab.tuning.trial import job_environment
+from seqlab.tuning.trial import job_environment, job_folder
 
 log = logging.getLogger(__name__)
 WAIT_FOR_OTHERS_S = 2.0  # polling another command's running trials of the same study
@@ -125,6 +125,7 @@ class Tuner:
                         *job_environment(
                             names.TUNE_TRIAL, arm.name, trial.number, arm.study._study_id, index
                         ),
+                        job_folder(names.TUNE_TRIAL, arm.name, trial.number, seed),
                     ]
                 )
         returns = self.launch(jobs)
@@ -211,6 +212,7 @@ class Tuner:
                         *point_overrides(best.params),
                         f"seed={seed}",
                         *job_environment(names.TUNE_EVAL, arm.name, best.number),
+                        job_folder(names.TUNE_EVAL, arm.name, best.number, seed),
                     ]
                 )
         at_once = self.options.n_jobs

@@ -39,6 +39,13 @@ def job_environment(
     return [f"+hydra.job.env_set.{key}={value}" for key, value in values.items()]
 
 
+def job_folder(role: str, arm: str, trial: int, seed: int | None) -> str:
+    """The job's folder in the sweep's: `<job num>-<arm>-trial<N>[-s<seed>]` (eval: `-eval<N>-s<seed>`).
+    Hydra's default names it after every override, which a trial's drawn values make too long a name."""
+    seed_part = "" if seed is None else f"-s{seed}"
+    return f"hydra.sweep.subdir=${{hydra.job.num}}-{arm}-{role}{trial}{seed_part}"
+
+
 def job_tags() -> dict[str, str]:
     """The tags of this job's run: its role in the tuning sweep, its arm and trial; none outside one."""
     role = os.environ.get(ROLE_ENV)
