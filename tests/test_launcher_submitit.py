@@ -15,6 +15,7 @@ from conftest import runs_of, seqlab_env
 from mlflow import MlflowClient
 
 from seqlab import names
+from seqlab.tracking.sweep import RAY_LAUNCHER as RAY
 from seqlab.tracking.sweep import SUBMITIT_LOCAL, threads_per_job
 
 TINY = [
@@ -50,6 +51,11 @@ JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
         ({"_target_": JOBLIB, "n_jobs": -1}, 2, {}, 4),  # two jobs do not need eight processes
         ({"_target_": JOBLIB, "n_jobs": 2}, 8, {"SLURM_CPUS_PER_TASK": "4"}, 2),  # a sweep in an allocation
         ({"_target_": JOBLIB, "n_jobs": 1}, 8, {}, None),  # one at a time: the machine's default
+        ({"_target_": RAY, "ray": {"remote": {"num_cpus": 2}}}, 8, {}, 2),  # what Ray reserves for each job
+        ({"_target_": RAY, "ray": {"remote": {"num_cpus": None}}}, 8, {}, 1),  # Ray's default: one CPU
+        ({"_target_": RAY, "ray": {"remote": {"num_cpus": 0.5}}}, 8, {}, 1),
+        ({"_target_": RAY, "ray": {"remote": {"num_cpus": 32}}}, 2, {}, 8),
+        ({"_target_": RAY, "ray": {"remote": {"num_cpus": 4}}}, 8, {"SLURM_CPUS_PER_TASK": "2"}, 2),
         ({}, 8, {}, None),  # the basic launcher
         ({}, 8, {"SLURM_CPUS_PER_TASK": "4"}, 4),
     ],

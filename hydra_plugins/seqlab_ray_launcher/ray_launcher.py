@@ -120,13 +120,21 @@ class RayLauncher(Launcher):
             )
             for idx, overrides in enumerate(job_overrides)
         ]
-        set_job_stopper(lambda: _cancel(ray, refs))
+        stopped_by: list[int] = []
+
+        def stop(signum: int) -> None:
+            stopped_by.append(signum)
+            _cancel(ray, refs)
+
+        set_job_stopper(stop)
         try:
             return self._collect(ray, refs, job_overrides, initial_job_idx)
         except BaseException:  # the sweep was stopped: no job goes on without it
             _cancel(ray, refs)
             _, left = ray.wait(refs, num_returns=len(refs), timeout=CANCELLED_WAIT_S)
             _cancel(ray, left, force=True)
+            if stopped_by:  # Ray's wait turns the sweep's SystemExit(128 + signal) into exit status 1
+                raise SystemExit(128 + stopped_by[0]) from None
             raise
         finally:
             set_job_stopper(None)
@@ -166,16 +174,19 @@ class RayLauncher(Launcher):
 def _connect(init: dict[str, Any]) -> Any:
     """Ray, started on loopback for this sweep (address null) or connected to an existing cluster."""
     address = init.get("address")
+    # Ray reads these as it is imported
     if on_loopback(address):
         os.environ[SINGLE_MACHINE_ENV] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault(
-        "RAY_DEDUP_LOGS", "0"
-    )  # each job's lines are its own: none is folded into another's
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # each job's lines are its own, none folded into another's
+    if address is not None and address != "auto":
+        # Ray looks for the token `ray start` made (~/.ray/auth_token) with `auto` only: a host:port is told
+        token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        if token or (Path.home() / ".ray" / "auth_token").is_file():
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
-    if on_loopback(address):
-        # the variable is read as ray is imported: imported before this launcher ran, it is told here
+    if on_loopback(address):  # ray imported before this launcher ran has read the variable already
         ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
     if address is None:
         # "local": a new Ray even where one runs already (None would join it, or wait on a stale address)

@@ -160,7 +160,7 @@ class SweepParentRun(Callback):
             stop.parent.mkdir(parents=True, exist_ok=True)
             stop.write_text(str(signum))
         # Ray's tasks are cancelled through Ray (its own processes, children here too, are Ray's to stop)
-        elsewhere = stop_jobs_elsewhere()
+        elsewhere = stop_jobs_elsewhere(signum)
         jobs = [] if elsewhere else psutil.Process().children(recursive=True)
         if signum == signal.SIGTERM:  # Ctrl-C reaches the job processes from the terminal itself
             for job in jobs:

@@ -203,20 +203,20 @@ def join_sweep(context: JobContext) -> None:
 
 # How to stop jobs that are not this process's children to signal (Ray's tasks, here or on a cluster): their
 # launcher sets it while they run, and a stopped sweep calls it instead of signalling its child processes.
-_job_stopper: Callable[[], None] | None = None
+_job_stopper: Callable[[int], None] | None = None
 
 
-def set_job_stopper(stop: Callable[[], None] | None) -> None:
+def set_job_stopper(stop: Callable[[int], None] | None) -> None:
     global _job_stopper
     _job_stopper = stop
 
 
-def stop_jobs_elsewhere() -> bool:
-    """Tell the jobs their launcher runs out of reach of this process's signals to stop; whether there is
-    such a launcher."""
+def stop_jobs_elsewhere(signum: int) -> bool:
+    """Tell the jobs their launcher runs out of reach of this process's signals to stop (the sweep was
+    stopped by `signum`); whether there is such a launcher."""
     if _job_stopper is None:
         return False
-    _job_stopper()
+    _job_stopper(signum)
     return True
 
 
