@@ -91,7 +91,7 @@ def test_the_verdict_says_where_each_cell_stops_beating_chance(tracking_uri):
         "At task.length=10: cell.name=gru is best on test/mse, significantly better than cell.name=rnn"
         in reading
     )
-    assert "cell.name=gru at task.length=10, 40" in reading
+    assert "cell.name=gru at every task.length (10, 40)" in reading
     assert "cell.name=rnn at task.length=10 (not at 40)" in reading  # 0.171 > the baseline's 0.167
 
 
