@@ -12,6 +12,8 @@ from seqlab import names
 from seqlab.errors import ConfigError, DivergedError
 
 log = logging.getLogger(__name__)
+# The gradient flow's lines under the diagnostics' name: this module's own logger says one line per epoch.
+diagnostics_log = logging.getLogger("seqlab.diagnostics")
 
 
 class DivergenceGuard(L.Callback):
@@ -202,7 +204,7 @@ class GradientFlow(L.Callback):
         if reason is None and not split:
             reason = "no validation split to measure it on"
         if reason is not None or split is None:
-            log.info("gradient flow not measured: %s", reason)
+            diagnostics_log.info("gradient flow not measured: %s", reason)
             self._tag(trainer, f"skipped: {reason}")
             return
         rows = torch.arange(min(self.n_sequences, len(split)))
@@ -222,7 +224,7 @@ class GradientFlow(L.Callback):
             f"measured on {len(rows)} validation sequences: the gradient horizon is {flow.horizon:g} steps "
             f"(the norm stays >= {self.fraction:g} of the last step's)"
         )
-        log.info("gradient flow %s", note)
+        diagnostics_log.info("gradient flow %s", note)
         if trainer.logger is not None and math.isfinite(flow.horizon):
             trainer.logger.log_metrics({names.GRADIENT_HORIZON: flow.horizon}, step=trainer.global_step)
         self._tag(trainer, note)
@@ -235,7 +237,7 @@ class GradientFlow(L.Callback):
             try:
                 client.set_tag(run_id, names.GRADIENT_FLOW_TAG, note)
             except Exception as exc:  # a store that does not answer: the log line above says it
-                log.warning("seqlab: could not tag the run's gradient flow (%s)", exc)
+                diagnostics_log.warning("seqlab: could not tag the run's gradient flow (%s)", exc)
 
     @staticmethod
     def _send(trainer: L.Trainer, *paths) -> None:
@@ -246,4 +248,6 @@ class GradientFlow(L.Callback):
             try:
                 client.log_artifact(run_id, str(path), names.PLOT_ARTIFACTS)
             except Exception as exc:  # the files stay in the run's output folder
-                log.warning("seqlab: could not log %s to the run (%s); it stays in %s", path.name, exc, path)
+                diagnostics_log.warning(
+                    "seqlab: could not log %s to the run (%s); it stays in %s", path.name, exc, path
+                )
