@@ -173,6 +173,7 @@ class GradientFlow(L.Callback):
 
     def __init__(self, dirpath: str = "plots", fraction: float = 0.01, n_sequences: int = 64) -> None:
         self.dirpath, self.fraction, self.n_sequences = dirpath, fraction, n_sequences
+        self.written: list[Any] = []  # the files of the last measurement, for the run's artifacts
 
     @classmethod
     def check(cls, options) -> None:
@@ -228,7 +229,8 @@ class GradientFlow(L.Callback):
         if trainer.logger is not None and math.isfinite(flow.horizon):
             trainer.logger.log_metrics({names.GRADIENT_HORIZON: flow.horizon}, step=trainer.global_step)
         self._tag(trainer, note)
-        self._send(trainer, csv_path, png_path)
+        # logged with the run's other artifacts (tracking.artifacts), through the spool when the store is down
+        self.written = [csv_path, png_path]
 
     @staticmethod
     def _tag(trainer: L.Trainer, note: str) -> None:
@@ -238,16 +240,3 @@ class GradientFlow(L.Callback):
                 client.set_tag(run_id, names.GRADIENT_FLOW_TAG, note)
             except Exception as exc:  # a store that does not answer: the log line above says it
                 diagnostics_log.warning("seqlab: could not tag the run's gradient flow (%s)", exc)
-
-    @staticmethod
-    def _send(trainer: L.Trainer, *paths) -> None:
-        client, run_id = getattr(trainer.logger, "client", None), getattr(trainer.logger, "run_id", None)
-        if client is None or not run_id:
-            return
-        for path in paths:
-            try:
-                client.log_artifact(run_id, str(path), names.PLOT_ARTIFACTS)
-            except Exception as exc:  # the files stay in the run's output folder
-                diagnostics_log.warning(
-                    "seqlab: could not log %s to the run (%s); it stays in %s", path.name, exc, path
-                )

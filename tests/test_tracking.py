@@ -28,8 +28,9 @@ def test_run_carries_checkpoint_plots_model_and_system_figures(make_cfg, client,
     [ckpt] = [f.path for f in client.list_artifacts(run_id, "checkpoints")]
     assert ckpt.startswith("checkpoints/best-epoch") and ckpt.endswith(".ckpt")
     plots = {f.path for f in client.list_artifacts(run_id, "plots")}
-    assert plots == {"plots/learning_curves.png", "plots/predictions.png"}
-    for plot in plots:
+    pictures = {"plots/learning_curves.png", "plots/predictions.png", "plots/gradient_flow.png"}
+    assert plots == pictures | {"plots/gradient_flow.csv"}
+    for plot in pictures:
         assert (
             Path(client.download_artifacts(run_id, plot, str(tmp_path))).read_bytes()[:8]
             == b"\x89PNG\r\n\x1a\n"
