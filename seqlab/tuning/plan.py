@@ -45,7 +45,10 @@ def tuning_of(sweeper: Any, task_overrides: list[str]) -> Tuning:
 
 def tuning_of_config(config: DictConfig) -> Tuning:
     """The tuning sweep of a multirun's config (Hydra's config at on_multirun_start or in the sweeper)."""
-    return tuning_of(config.hydra.sweeper, list(config.hydra.overrides.task))
+    # unresolved: an override that hides a credential behind ${oc.env:...} must reach the jobs as typed
+    overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    assert isinstance(overrides, list)
+    return tuning_of(config.hydra.sweeper, [str(o) for o in overrides])
 
 
 def is_tuning(config: DictConfig) -> bool:

@@ -51,10 +51,18 @@ def job_tags() -> dict[str, str]:
     role = os.environ.get(ROLE_ENV)
     if not role:
         return {}
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    # The job's overrides as typed: read through the config they would be resolved, and a tracking.uri
+    # hidden behind ${oc.env:...} (seqlab.train.hide_tracking_credentials) would show its password.
+    typed = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+    assert isinstance(typed, list)
     return {
         names.TUNE_ROLE_TAG: role,
         names.TUNE_ARM_TAG: os.environ.get(ARM_ENV, ""),
         names.TUNE_TRIAL_TAG: os.environ.get(TRIAL_ENV, ""),
+        names.JOB_OVERRIDES_TAG: " ".join(str(o) for o in typed),
     }
 
 
