@@ -71,6 +71,11 @@ def test_a_seed_sweep_is_refused_saying_where_seeds_go(seed):
     assert seed in text and "search_seeds" in text and "eval_seeds" in text and "\n" not in text
 
 
+def test_the_command_line_replaces_the_presets_sweep_of_the_same_key():
+    plan = plan_search([LR, "cell=gru", "seed=3"], preset=["cell=rnn,gru,lstm", "seed=0,1,2"])
+    assert [a.name for a in plan.arms] == ["all"] and plan.fixed == ("cell=gru", "seed=3")
+
+
 def test_a_presets_seed_list_is_refused_naming_how_to_leave_it_out():
     with pytest.raises(ConfigError, match=r"~hydra.sweeper.params.seed"):
         plan_search([LR], preset=["cell=rnn,gru", "seed=0,1,2"])

@@ -149,10 +149,13 @@ def plan_search(overrides: list[str], preset: list[str] = ()) -> SearchPlan:  # 
     """Arms, search space and fixed overrides of a tuning command: the preset's sweep (`preset`, from
     hydra.sweeper.params) then the command line's `overrides`. ConfigError for a seed sweep, a search
     function Optuna cannot search, or no search space at all."""
-    parsed = parse([*preset, *overrides])
+    typed_here = {o.key_or_group for o in parse(overrides)}
+    # as in the basic sweeper: the command line replaces the preset's sweep of the same key
+    kept = [o for o in parse(list(preset)) if o.key_or_group not in typed_here]
+    parsed = [*kept, *parse(overrides)]
     arms, space, fixed = [], [], []
     for n, override in enumerate(parsed):
-        _refuse_seed_sweep(override, preset=n < len(preset))
+        _refuse_seed_sweep(override, preset=n < len(kept))
         if _is_search(override):
             space.append(Dimension(override.key_or_group, _typed(override), distribution(override)))
         elif override.is_sweep_override():
