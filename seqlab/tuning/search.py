@@ -151,7 +151,7 @@ class Tuner:
             say(
                 f"seqlab: tune {arm.name} trial {trial.number}: {state}"
                 + (f" {self.options.metric}={value:.4g}" if value is not None else "")
-                + f" ({shown}); {len(arm.counted())}/{self.budget} trials"
+                + f" ({shown}); {sum(t.state.is_finished() for t in arm.counted())}/{self.budget} trials done"
             )
 
     def _stop_signal(self) -> int | None:
