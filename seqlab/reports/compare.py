@@ -159,13 +159,18 @@ class Comparison:
         return better(scored, key=lambda item: item[1])
 
     def beats_chance(self, row: Row) -> bool | None:
-        """Whether the row's mean is better than the best trivial baseline (None without baselines)."""
+        """Whether the row is better than the best trivial baseline beyond the spread of its seeds: its
+        whole 95% CI on the better side of the baseline's score (its mean, with one seed and so no
+        interval). A mean a hair under chance is not a cell that learned. None without baselines."""
         best_baseline = self.best_baseline()
         summary = row.metrics.get(self.metric)
         if best_baseline is None or summary is None or math.isnan(summary.mean):
             return None
         higher = higher_is_better(self.metric, row.runs)
-        return summary.mean > best_baseline[1] if higher else summary.mean < best_baseline[1]
+        low, high = (summary.ci_low, summary.ci_high)
+        if math.isnan(low) or math.isnan(high):
+            low = high = summary.mean
+        return low > best_baseline[1] if higher else high < best_baseline[1]
 
     @property
     def baseline_note(self) -> str:

@@ -114,7 +114,10 @@ def difficulty_paragraph(difficulty: Any) -> str:
             else:
                 beating.append(f"{name} at {key}={', '.join(yes)} (not at {', '.join(no)})")
     if beating:
-        parts.append(f"Better than the best trivial baseline: {'; '.join(beating)}.")
+        parts.append(
+            f"Better than the best trivial baseline (the whole 95% CI over seeds beyond its score): "
+            f"{'; '.join(beating)}."
+        )
     timed, reach = [], []
     for name, found in sorted(by_name.items()):
         seconds = [
