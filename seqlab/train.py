@@ -320,9 +320,7 @@ def hide_tracking_credentials(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console script: check every job of the command line, then hand over to Hydra."""
-    from seqlab.tuning.command import with_tuning_parent_run
-
-    sys.argv[1:] = with_tuning_parent_run(hide_tracking_credentials(sys.argv[1:]))
+    sys.argv[1:] = hide_tracking_credentials(sys.argv[1:])
     try:
         preflight(sys.argv[1:], data=True)
     except SeqlabError as err:

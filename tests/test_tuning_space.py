@@ -2,11 +2,12 @@
 refused in one paragraph by preflight (the real configs, composed; no store, no run)."""
 
 import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from seqlab.errors import ConfigError
 from seqlab.preflight import preflight
-from seqlab.tuning.command import TUNE_PARENT_RUN, with_tuning_parent_run
 from seqlab.tuning.options import tune_options
 from seqlab.tuning.space import SINGLE_ARM, grid_of, hydra_value, plan_search, sample_points
 from seqlab.tuning.study import storage_url, study_name
@@ -95,9 +96,15 @@ def test_the_study_is_named_from_the_command_without_where_runs_are_stored():
     assert study_name(tune_options({"study_name": "mine"}), ["x=1"]) == "mine"
 
 
-def test_the_entry_point_chooses_the_tuning_parent_run_only_when_tuning():
-    assert with_tuning_parent_run(["-m", "hydra/sweeper=tune", LR])[-1] == TUNE_PARENT_RUN
-    assert with_tuning_parent_run(["-m", "cell=rnn,gru"]) == ["-m", "cell=rnn,gru"]
+def test_the_tuning_sweeper_chooses_its_own_parent_run_and_a_plain_sweep_keeps_its_own():
+    def parent_run(*overrides: str) -> str:
+        GlobalHydra.instance().clear()
+        with initialize_config_module(config_module="seqlab.conf", version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+        return cfg.hydra.callbacks.sweep_parent_run._target_
+
+    assert parent_run("hydra/sweeper=tune") == "seqlab.tuning.parent_run.TuneParentRun"
+    assert parent_run() == "seqlab.tracking.hydra_callbacks.SweepParentRun"
 
 
 def _refused(*overrides: str) -> str:

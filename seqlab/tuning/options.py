@@ -12,7 +12,8 @@ SAMPLERS = ("tpe", "random", "cmaes", "grid")
 PRUNERS = ("none", "median", "hyperband")
 DIRECTIONS = ("minimize", "maximize")
 OPTION = "hydra.sweeper"
-NOT_OPTIONS = ("_target_", "params")  # the sweeper's class; an experiment preset's sweep
+# the sweeper's class; an experiment preset's sweep; the parent run class conf/config.yaml reads
+NOT_OPTIONS = ("_target_", "params", "parent_run")
 
 
 @dataclass(frozen=True)

@@ -287,8 +287,9 @@ def run_tuning(config: DictConfig, launcher: Any) -> list[Any]:
         tuning = tuning_of_config(config)
         if not parent_run_id:
             raise SeqlabError(
-                "hydra/sweeper=tune runs under seqlab's tuning parent run, which did not start: run it with "
-                "the `seqlab` command (its entry point sets hydra.callbacks.sweep_parent_run for tuning)."
+                "hydra/sweeper=tune runs under seqlab's tuning parent run, which did not start: "
+                "hydra.callbacks.sweep_parent_run must name hydra.sweeper.parent_run, as seqlab's "
+                "conf/config.yaml does."
             )
         storage = open_storage(storage_url(tuning.options.storage, tracking_uri(config.tracking.uri)))
         tuner = Tuner(tuning, config, launcher, storage, parent_run_id)
