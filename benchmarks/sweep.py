@@ -99,18 +99,17 @@ def run(quick: bool, accelerator: str = "cpu") -> float:
     basic = timings["basic"].wall
     print(
         f"  {'launcher':<15} {'wall s':>7} {'jobs/min':>8} {'speed-up':>8} {'before 1st':>10} "
-        f"{'after last':>10} {'job s (mean)':>12} {'slots busy':>10}"
+        f"{'after last':>10} {'job s (mean)':>12} {'jobs at once':>12}"
     )
     for name, t in timings.items():
-        slots = 1 if name == "basic" else SLOTS
         print(
             f"  {name:<15} {t.wall:7.1f} {n * 60 / t.wall:8.1f} {basic / t.wall:7.2f}x {t.before:10.1f} "
-            f"{t.after:10.1f} {t.busy / n:12.1f} {t.busy / (slots * t.wall):9.0%}"
+            f"{t.after:10.1f} {t.busy / n:12.1f} {t.busy / t.wall:12.2f}"
         )
     print(
         "  before 1st: start-up, the parent run and every job's config checked, workers started; after last: "
-        "the parent's end and the listing. slots busy: the jobs' runs added up over (slots x wall); a job "
-        "run slower side by side (one thread, a shared memory bus) shows in job s."
+        "the parent's end and the listing. job s: a job's run, start to end (slower when jobs share the "
+        "cores). jobs at once: the job runs' time added up over the wall time."
     )
     best = max((name for name in timings if name != "basic"), key=lambda name: basic / timings[name].wall)
     print(f"  fastest: {best}, {basic / timings[best].wall:.2f}x the basic launcher")

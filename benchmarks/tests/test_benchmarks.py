@@ -12,7 +12,7 @@ from benchmarks.harness import checkout_env
 from tests.conftest import seqlab_env
 
 
-@pytest.mark.parametrize("name", ["overhead", "logging", "data", "startup", "sweep", "cells"])
+@pytest.mark.parametrize("name", ["overhead", "logging", "data", "startup", "sweep", "cells", "pruning"])
 def test_benchmark_runs_and_prints_its_ratio(name, tmp_path, data_cache):
     if name == "data":
         data_cache("ETTm1.csv")
@@ -224,10 +224,10 @@ def test_all_runs_the_training_benchmarks_again_on_a_gpu_where_torch_sees_one(mo
     on_cpu = [[sys.executable, "-m", "benchmarks", name] for name in cli.BENCHMARKS]
     on_gpu = [
         [sys.executable, "-m", "benchmarks", name, "--accelerator", "gpu"]
-        for name in ("overhead", "logging", "sweep", "startup", "cells")
+        for name in ("overhead", "logging", "sweep", "startup", "cells", "pruning")
     ]
     assert commands == on_cpu + on_gpu
-    assert capsys.readouterr().out.count("--accelerator gpu") == 5  # each GPU run is announced
+    assert capsys.readouterr().out.count("--accelerator gpu") == 6  # each GPU run is announced
 
 
 @pytest.mark.parametrize("name", ["overhead", "cells", "all"])
@@ -251,7 +251,7 @@ def test_the_data_benchmark_refuses_a_gpu_naming_those_that_take_one(monkeypatch
     with pytest.raises(
         SystemExit,
         match=r"python -m benchmarks data: --accelerator gpu: the data benchmark times work done "
-        r"on the CPU .* overhead, logging, sweep, startup, cells",
+        r"on the CPU .* overhead, logging, sweep, startup, cells, pruning",
     ):
         cli.main(["data", "--accelerator", "gpu"])
 
