@@ -137,13 +137,21 @@ class SweepParentRun(Callback):
         parent, self.parent_run_id = self.parent_run_id, None
         if parent is None or self.config is None:
             return
-        from seqlab.tracking.sweep import end_sweep, say
+        from seqlab.tracking.sweep import say
 
         try:
-            ENDED_SWEEPS.append(end_sweep(self.config, parent))
+            ENDED_SWEEPS.append(self.end_parent(self.config, parent))
         except Exception as exc:  # never hide the sweep's own outcome behind this one
             ENDED_SWEEPS.append("FAILED")
-            say(redact(f"seqlab: could not end the sweep's parent run {parent}: {exc}"), sys.stderr)
+            say(redact(f"seqlab: could not end the {self.kind}'s parent run {parent}: {exc}"), sys.stderr)
+
+    kind = "sweep"  # what the messages call it
+
+    def end_parent(self, config: DictConfig, parent_run_id: str) -> str:
+        """End the parent run with its final status, which it returns."""
+        from seqlab.tracking.sweep import end_sweep
+
+        return end_sweep(config, parent_run_id)
 
     def _stop(self, signum: int, frame: Any) -> None:
         """Stop the sweep: no new job, the running ones told to stop and given a few seconds to end their

@@ -51,17 +51,10 @@ class TuneParentRun(SweepParentRun):
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
 
-    def _end(self) -> None:
-        parent, self.parent_run_id = self.parent_run_id, None
-        if parent is None or self.config is None:
-            return
-        from seqlab.tracking.sweep import say
+    kind = "tuning sweep"
 
-        try:
-            ENDED_SWEEPS.append(end_tuning_run(self.config, parent))
-        except Exception as exc:  # never hide the sweep's own outcome behind this one
-            ENDED_SWEEPS.append("FAILED")
-            say(redact(f"seqlab: could not end the tuning sweep's parent run {parent}: {exc}"), sys.stderr)
+    def end_parent(self, config: DictConfig, parent_run_id: str) -> str:
+        return end_tuning_run(config, parent_run_id)
 
 
 def recorded_parent(tuning: Tuning, uri: str) -> str | None:
