@@ -173,7 +173,8 @@ class GradientFlow(L.Callback):
 
     def __init__(self, dirpath: str = "plots", fraction: float = 0.01, n_sequences: int = 64) -> None:
         self.dirpath, self.fraction, self.n_sequences = dirpath, fraction, n_sequences
-        self.written: list[Any] = []  # the files of the last measurement, for the run's artifacts
+        # (file, artifact folder) of the last measurement: tracking.artifacts logs every callback's
+        self.run_artifacts: list[tuple[Any, str]] = []
 
     @classmethod
     def check(cls, options) -> None:
@@ -230,7 +231,7 @@ class GradientFlow(L.Callback):
             trainer.logger.log_metrics({names.GRADIENT_HORIZON: flow.horizon}, step=trainer.global_step)
         self._tag(trainer, note)
         # logged with the run's other artifacts (tracking.artifacts), through the spool when the store is down
-        self.written = [csv_path, png_path]
+        self.run_artifacts = [(csv_path, names.PLOT_ARTIFACTS), (png_path, names.PLOT_ARTIFACTS)]
 
     @staticmethod
     def _tag(trainer: L.Trainer, note: str) -> None:

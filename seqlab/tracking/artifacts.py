@@ -72,7 +72,6 @@ def add_run_artifacts(
     standardized its data (task.scaling), the plot and the served model are in the data's units.
     """
     output_dir = Path(cfg.paths.output_dir)
-    from seqlab.callbacks import GradientFlow
     from seqlab.reports.plots import learning_curves, predictions_vs_truth
     from seqlab.tracking.served_model import save_served_model
 
@@ -82,9 +81,9 @@ def add_run_artifacts(
 
     plots = output_dir / "plots"
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        if isinstance(callback, GradientFlow):
-            for path in callback.written:
-                run.log_artifact(path, names.PLOT_ARTIFACTS)
+        # files a callback wrote for the run (GradientFlow's), logged like the rest: through the spool
+        for path, folder in getattr(callback, "run_artifacts", ()):
+            run.log_artifact(path, folder)
     run.log_artifact(
         learning_curves(run.logger.history, plots / "learning_curves.png", title), names.PLOT_ARTIFACTS
     )
